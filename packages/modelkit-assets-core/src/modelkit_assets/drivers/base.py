@@ -1,0 +1,121 @@
+"""The interface of a storage driver, with portable fallbacks for the optional parts.
+
+Method names follow modelkit's drivers so that drivers port easily. Object names are full keys
+(prefix included), always '/'-separated. Every driver is constructed the same way::
+
+    DriverClass(bucket, client=None, timeout_s=300.0, lazy=False, **driver_settings)
+
+so a subclass registered under a new name works with no extra code.
+
+Conditional writes are optional. A driver that declares the ``conditional_writes`` capability
+makes :meth:`create_object` and :meth:`write_object` atomic on the server (create-only, and
+compare-and-swap on a version token such as an ETag or generation); the core relies on them to
+keep concurrent pushes lossless. The fallbacks here keep other drivers working, best effort.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from .. import errors
+from ..records import CONDITIONAL_WRITES
+
+
+class StorageDriver(abc.ABC):
+    """A bucket of objects addressed by '/'-separated names."""
+
+    #: Short name used in messages (``s3``, ``gcs``...).
+    provider_name: ClassVar[str] = "storage"
+    #: Capabilities this driver offers (see :data:`modelkit_assets.records.CONDITIONAL_WRITES`).
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    bucket: str
+
+    def __init__(
+        self,
+        bucket: str | None = None,
+        *,
+        client: Any = None,
+        timeout_s: float = 300.0,
+        lazy: bool = False,
+        **settings: Any,
+    ) -> None:
+        if not bucket:
+            raise errors.ConfigurationError(
+                f"no bucket for the {self.provider_name} provider: set MODELKIT_STORAGE_BUCKET"
+            )
+        self.bucket = bucket
+        self.timeout_s = timeout_s
+        self.lazy = lazy
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(bucket={self.bucket!r})"
+
+    @property
+    def supports_conditional_writes(self) -> bool:
+        """Whether create-only and compare-and-swap writes are atomic on this store."""
+        return CONDITIONAL_WRITES in self.capabilities
+
+    # -- the interface every driver implements -------------------------------------------------
+
+    @abc.abstractmethod
+    def iterate_objects(self, prefix: str | None = None) -> Iterator[str]:
+        """Names of the objects whose names start with ``prefix``, every page of them."""
+
+    @abc.abstractmethod
+    def upload_object(self, file_path: str, object_name: str) -> None:
+        """Store the file at ``file_path`` as ``object_name``, replacing any existing object."""
+
+    @abc.abstractmethod
+    def download_object(self, object_name: str, destination_path: str) -> None:
+        """Write the object to ``destination_path``; raise ObjectDoesNotExistError if absent."""
+
+    @abc.abstractmethod
+    def delete_object(self, object_name: str) -> None:
+        """Remove the object (absent objects are not an error)."""
+
+    @abc.abstractmethod
+    def exists(self, object_name: str) -> bool:
+        """Whether the object is in the bucket."""
+
+    @abc.abstractmethod
+    def get_object_uri(self, object_name: str, sub_part: str | None = None) -> str:
+        """A URI naming the object (or a sub-part of a directory object) for humans and tools."""
+
+    # -- conditional writes; override them atomically and declare CONDITIONAL_WRITES ----------
+
+    def create_object(self, file_path: str, object_name: str) -> None:
+        """Upload only if no object has that name; else raise ObjectAlreadyExistsError."""
+        if self.exists(object_name):
+            raise errors.ObjectAlreadyExistsError(object_name)
+        self.upload_object(file_path, object_name)
+
+    def read_object(self, object_name: str) -> tuple[bytes, str | None]:
+        """The object's bytes and a version token to pass to :meth:`write_object`."""
+        with tempfile.TemporaryDirectory(prefix="modelkit-assets-") as tmp:
+            path = os.path.join(tmp, "object")
+            self.download_object(object_name, path)
+            with open(path, "rb") as f:
+                return f.read(), None
+
+    def write_object(
+        self,
+        data: bytes,
+        object_name: str,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> None:
+        """Write small ``data``; with ``if_absent`` only if absent, with ``if_match`` only if the
+        object still has that version token. Raise PreconditionFailedError otherwise."""
+        if if_absent and self.exists(object_name):
+            raise errors.PreconditionFailedError(object_name)
+        with tempfile.TemporaryDirectory(prefix="modelkit-assets-") as tmp:
+            path = os.path.join(tmp, "object")
+            with open(path, "wb") as f:
+                f.write(data)
+            self.upload_object(path, object_name)

@@ -1,0 +1,159 @@
+"""The ``local`` driver: a folder on disk acts as the bucket.
+
+Writes go to a temporary file beside the target and are published by one atomic step, so a
+reader never sees half an object: ``os.replace`` for plain writes, ``os.link`` (which fails if
+the name exists) for create-only writes, and a lock file around compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any, ClassVar, Final
+
+import filelock
+
+from .. import errors
+from ..paths import check_relative_part
+from ..records import CONDITIONAL_WRITES
+from .base import StorageDriver
+
+#: Suffixes of this driver's own bookkeeping files, never listed as objects.
+_LOCK_SUFFIX: Final = ".modelkit-lock"
+_TMP_MARK: Final = ".modelkit-tmp-"
+
+
+def _is_internal(filename: str) -> bool:
+    return filename.endswith(_LOCK_SUFFIX) or _TMP_MARK in filename
+
+
+def _token(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class LocalStorageDriver(StorageDriver):
+    """Objects are files under the bucket folder; '/' in names becomes sub-folders."""
+
+    provider_name = "local"
+    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+
+    def __init__(self, bucket: str | None = None, **kwargs: Any) -> None:
+        super().__init__(bucket, **kwargs)
+        self.bucket = os.path.abspath(os.path.expanduser(self.bucket))
+        if not os.path.isdir(self.bucket):
+            raise errors.BucketDoesNotExistError(self.provider_name, self.bucket)
+
+    def _path(self, object_name: str) -> str:
+        return os.path.join(self.bucket, *check_relative_part(object_name, "an object name"))
+
+    def iterate_objects(self, prefix: str | None = None) -> Iterator[str]:
+        prefix = prefix or ""
+        # Walk only the deepest folder the prefix names completely.
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        root = os.path.join(self.bucket, *base.split("/")) if base else self.bucket
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            rel = os.path.relpath(dirpath, self.bucket)
+            rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            for filename in sorted(filenames):
+                name = rel + filename
+                if name.startswith(prefix) and not _is_internal(filename):
+                    yield name
+
+    def _temp_beside(self, path: str) -> str:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=os.path.dirname(path), prefix="." + os.path.basename(path) + _TMP_MARK
+        )
+        os.close(fd)
+        return tmp
+
+    def upload_object(self, file_path: str, object_name: str) -> None:
+        path = self._path(object_name)
+        tmp = self._temp_beside(path)
+        try:
+            shutil.copyfile(file_path, tmp)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def create_object(self, file_path: str, object_name: str) -> None:
+        path = self._path(object_name)
+        tmp = self._temp_beside(path)
+        try:
+            shutil.copyfile(file_path, tmp)
+            self._link_new(tmp, path, object_name)
+        finally:
+            os.unlink(tmp)
+
+    @staticmethod
+    def _link_new(tmp: str, path: str, object_name: str) -> None:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise errors.ObjectAlreadyExistsError(object_name) from None
+
+    def download_object(self, object_name: str, destination_path: str) -> None:
+        source = self._path(object_name)
+        if not os.path.isfile(source):
+            raise errors.ObjectDoesNotExistError("local", self.bucket, object_name)
+        shutil.copyfile(source, destination_path)
+
+    def delete_object(self, object_name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(object_name))
+
+    def exists(self, object_name: str) -> bool:
+        return os.path.isfile(self._path(object_name))
+
+    def get_object_uri(self, object_name: str, sub_part: str | None = None) -> str:
+        path = self._path(object_name)
+        if sub_part:
+            path = os.path.join(path, *check_relative_part(sub_part, "a sub-part"))
+        return path
+
+    def read_object(self, object_name: str) -> tuple[bytes, str | None]:
+        try:
+            with open(self._path(object_name), "rb") as f:
+                data = f.read()
+        except (FileNotFoundError, IsADirectoryError):
+            raise errors.ObjectDoesNotExistError("local", self.bucket, object_name) from None
+        return data, _token(data)
+
+    def write_object(
+        self,
+        data: bytes,
+        object_name: str,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> None:
+        path = self._path(object_name)
+        tmp = self._temp_beside(path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            if if_absent:
+                try:
+                    self._link_new(tmp, path, object_name)
+                except errors.ObjectAlreadyExistsError:
+                    raise errors.PreconditionFailedError(object_name) from None
+            elif if_match is not None:
+                with filelock.FileLock(path + _LOCK_SUFFIX):
+                    try:
+                        current = self.read_object(object_name)[1]
+                    except errors.ObjectDoesNotExistError:
+                        current = None
+                    if current != if_match:
+                        raise errors.PreconditionFailedError(object_name)
+                    os.replace(tmp, path)
+            else:
+                os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)

@@ -1,0 +1,186 @@
+"""Fetching assets into the local cache: resolve the spec, download once, return the path."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Literal, overload
+
+from . import errors, settings
+from .cache import AssetsCache, clean_stale_downloads
+from .paths import safe_join
+from .plugins import get_registry
+from .spec import AssetSpec, get_versioning_system
+from .store import StorageProvider
+from .versioning.base import AssetsVersioningSystem
+
+logger = logging.getLogger(__name__)
+
+
+class AssetsManager:
+    """Fetches assets from a store (or, with no provider, from the assets dir alone).
+
+    The storage provider is built on first use, so a fetch of a cached, pinned version touches
+    no network and imports no cloud SDK; a misconfigured provider name still fails at once.
+    """
+
+    def __init__(
+        self,
+        assets_dir: str | None = None,
+        timeout: float | None = None,
+        storage_provider: StorageProvider | None = None,
+        versioning: str | type[AssetsVersioningSystem] | None = None,
+    ) -> None:
+        self.assets_dir = os.path.abspath(assets_dir or settings.assets_dir())
+        self.timeout = timeout if timeout is not None else settings.assets_timeout_s()
+        self.cache = AssetsCache(self.assets_dir, self.timeout)
+        self._storage_provider = storage_provider
+        self._provider_name = None if storage_provider else settings.storage_provider()
+        if self._provider_name:
+            get_registry().driver(self._provider_name)  # fail now on an unknown provider
+        self.versioning = (
+            storage_provider.versioning if storage_provider else get_versioning_system(versioning)
+        )
+
+    @property
+    def storage_provider(self) -> StorageProvider | None:
+        """The store, or None in pre-downloaded mode."""
+        if self._storage_provider is None and self._provider_name:
+            self._storage_provider = StorageProvider(versioning=self.versioning)
+        return self._storage_provider
+
+    @property
+    def has_provider(self) -> bool:
+        return self._storage_provider is not None or bool(self._provider_name)
+
+    @overload
+    def fetch_asset(
+        self,
+        spec: str | AssetSpec,
+        return_info: Literal[False] = False,
+        force_download: bool | None = None,
+    ) -> str: ...
+
+    @overload
+    def fetch_asset(
+        self, spec: str | AssetSpec, return_info: Literal[True], force_download: bool | None = None
+    ) -> dict[str, Any]: ...
+
+    def fetch_asset(
+        self,
+        spec: str | AssetSpec,
+        return_info: bool = False,
+        force_download: bool | None = None,
+    ) -> str | dict[str, Any]:
+        """Make ``spec`` available locally and return its path (or a dict with ``return_info``).
+
+        The info dict has ``path``, ``from_cache``, ``version``, ``name`` and, when the version
+        was downloaded by this call, ``meta``.
+        """
+        info = self._fetch(spec, force_download)
+        return info if return_info else info["path"]
+
+    def _fetch(self, spec: str | AssetSpec, force_download: bool | None) -> dict[str, Any]:
+        if isinstance(spec, str):
+            try:
+                parsed = AssetSpec.from_string(spec, versioning=self.versioning)
+            except errors.InvalidAssetSpecError:
+                return self._local_path_info(spec, raise_on_missing=True)
+        else:
+            parsed = spec
+        force = force_download
+        if force is None:
+            force = settings.storage_force_download()
+        if parsed.is_version_complete and not force:
+            assert parsed.version is not None
+            if self.cache.is_complete(parsed.name, parsed.version):  # the lock-free fast path
+                return self._info(parsed, parsed.version, from_cache=True)
+        version = self._resolve_version(parsed, original=spec)
+        if isinstance(version, dict):
+            return version
+        return self._ensure_local(parsed, version, force)
+
+    def _resolve_version(self, spec: AssetSpec, original: str | AssetSpec) -> str | dict[str, Any]:
+        """The exact version to fetch, or the info of a local path when ``spec`` is one."""
+        if spec.is_version_complete:
+            assert spec.version is not None
+            if not self.has_provider and not self.cache.is_complete(spec.name, spec.version):
+                raise errors.LocalAssetDoesNotExistError(
+                    f"{spec.name}:{spec.version}",
+                    "it is not in the assets dir and no storage provider is configured",
+                )
+            return spec.version
+        local = self.cache.local_versions(spec.name, self.versioning)
+        provider = self.storage_provider
+        versions = local
+        if provider is not None:
+            try:
+                versions = provider.get_versions_info(spec.name)
+            except errors.AssetDoesNotExistError:
+                versions = []
+            except (errors.StorageUnavailableError, errors.StorageAccessDeniedError) as exc:
+                if not local:
+                    raise
+                logger.warning("store unreachable (%s); using local versions of %s", exc, spec.name)
+        if not versions:
+            if spec.version is None and isinstance(original, str):
+                found = self._local_path_info(original, raise_on_missing=False)
+                if found is not None:
+                    return found
+            raise errors.AssetDoesNotExistError(spec.name)
+        if spec.version is None:
+            return versions[0]
+        try:
+            return self.versioning.get_latest_partial_version(spec.version, versions)
+        except errors.AssetDoesNotExistError:
+            raise errors.AssetDoesNotExistError(spec.name, spec.version) from None
+
+    def _ensure_local(self, spec: AssetSpec, version: str, force: bool) -> dict[str, Any]:
+        if not force and self.cache.is_complete(spec.name, version):
+            return self._info(spec, version, from_cache=True)
+        provider = self.storage_provider
+        if provider is None:
+            raise errors.LocalAssetDoesNotExistError(
+                f"{spec.name}:{version}", "no storage provider is configured to download it"
+            )
+        with self.cache.download_lock(spec.name):
+            if not force and self.cache.is_complete(spec.name, version):
+                return self._info(spec, version, from_cache=True)
+            clean_stale_downloads(self.cache, spec.name, version)
+            meta = self.cache.install(
+                spec.name, version, lambda target: provider.download_to(spec.name, version, target)
+            )
+        logger.info("downloaded %s:%s", spec.name, version)
+        return self._info(spec, version, from_cache=False, meta=meta.to_public())
+
+    def _info(
+        self, spec: AssetSpec, version: str, from_cache: bool, meta: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        base = self.cache.asset_path(spec.name, version)
+        info: dict[str, Any] = {
+            "name": spec.name,
+            "version": version,
+            "path": base,
+            "from_cache": from_cache,
+        }
+        if spec.sub_part:
+            path = safe_join(base, spec.sub_part, f"{spec.name}:{version}")
+            if not os.path.exists(path):
+                raise errors.LocalAssetDoesNotExistError(
+                    f"{spec.name}:{version}[{spec.sub_part}]", "the asset has no such sub-part"
+                )
+            info["path"], info["base_asset_path"] = path, base
+        if meta is not None:
+            info["meta"] = meta
+        return info
+
+    def _local_path_info(self, text: str, raise_on_missing: bool) -> dict[str, Any] | None:
+        """A path that is not a spec: relative to the assets dir, then the working directory,
+        then absolute."""
+        for candidate in (os.path.join(self.assets_dir, text), os.path.abspath(text)):
+            if os.path.exists(candidate):
+                return {"path": candidate, "from_cache": True, "version": None, "name": None}
+        if raise_on_missing:
+            AssetSpec.from_string(text, versioning=self.versioning)  # the spec error, if any
+            raise errors.LocalAssetDoesNotExistError(text)
+        return None

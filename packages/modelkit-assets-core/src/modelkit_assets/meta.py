@@ -1,0 +1,155 @@
+"""The JSON objects of the store: ``{version}.meta`` and ``{name}.versions``.
+
+Layout and keys are modelkit's (``push_date``, ``is_directory``, ``contents``); we add ``size``,
+``sha256`` (file assets) and ``files`` (per-part size and sha256, directory assets). Metas
+without the additions, from modelkit stores, still read. Everything read from a store is checked
+before it is used: a part that would leave the asset folder makes the meta corrupt.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from . import errors
+from .paths import check_relative_part
+from .versioning.base import AssetsVersioningSystem
+
+
+@attrs.frozen
+class FileDigest:
+    """Size and sha256 of one file."""
+
+    size: int
+    sha256: str
+
+
+@attrs.frozen
+class AssetMeta:
+    """What a version's ``.meta`` says about it."""
+
+    push_date: datetime.datetime
+    is_directory: bool
+    contents: tuple[str, ...] = ()
+    #: Digest per part ("" for a file asset); empty for metas written by modelkit.
+    digests: Mapping[str, FileDigest] = attrs.field(factory=dict)
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def size(self) -> int | None:
+        """Total bytes, when the meta records it."""
+        if not self.digests:
+            return None
+        return sum(d.size for d in self.digests.values())
+
+    def same_content(self, other: AssetMeta) -> bool:
+        """Whether two metas describe the same bytes (push dates aside)."""
+        return (
+            bool(self.digests)
+            and self.is_directory == other.is_directory
+            and self.contents == other.contents
+            and dict(self.digests) == dict(other.digests)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dictionary, in modelkit's shape plus our additions."""
+        data: dict[str, Any] = dict(self.extra)
+        data["push_date"] = self.push_date.isoformat()
+        data["is_directory"] = self.is_directory
+        if self.is_directory:
+            data["contents"] = list(self.contents)
+            if self.digests:
+                data["files"] = {
+                    part: {"size": d.size, "sha256": d.sha256} for part, d in self.digests.items()
+                }
+        elif "" in self.digests:
+            data["size"] = self.digests[""].size
+            data["sha256"] = self.digests[""].sha256
+        if self.is_directory and self.digests:
+            data["size"] = self.size
+        return data
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True).encode()
+
+    def to_public(self) -> dict[str, Any]:
+        """The dictionary users get from the API: like modelkit, ``push_date`` is a datetime."""
+        data = self.to_dict()
+        data["push_date"] = self.push_date
+        return data
+
+
+def _load_json(data: bytes, object_name: str) -> dict[str, Any]:
+    try:
+        loaded = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise errors.CorruptStoreError(object_name, f"not JSON ({exc})") from None
+    if not isinstance(loaded, dict):
+        raise errors.CorruptStoreError(object_name, "not a JSON object")
+    return loaded
+
+
+def _digest(value: Any, object_name: str) -> FileDigest:
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("size"), int)
+        or not isinstance(value.get("sha256"), str)
+    ):
+        raise errors.CorruptStoreError(object_name, "malformed file digest")
+    return FileDigest(value["size"], value["sha256"])
+
+
+def parse_meta(data: bytes, object_name: str) -> AssetMeta:
+    """Read and check a ``.meta``; raise CorruptStoreError or UnsafePathError."""
+    raw = _load_json(data, object_name)
+    try:
+        push_date = datetime.datetime.fromisoformat(str(raw["push_date"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        raise errors.CorruptStoreError(object_name, "missing or invalid push_date") from None
+    is_directory = raw.get("is_directory")
+    if not isinstance(is_directory, bool):
+        raise errors.CorruptStoreError(object_name, "missing or invalid is_directory")
+    contents: tuple[str, ...] = ()
+    digests: dict[str, FileDigest] = {}
+    if is_directory:
+        parts = raw.get("contents")
+        if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+            raise errors.CorruptStoreError(object_name, "missing or invalid contents")
+        for part in parts:
+            check_relative_part(part, object_name)
+        contents = tuple(parts)
+        files = raw.get("files")
+        if files is not None:
+            if not isinstance(files, dict) or set(files) != set(contents):
+                raise errors.CorruptStoreError(object_name, "files do not match contents")
+            digests = {part: _digest(files[part], object_name) for part in contents}
+    elif "sha256" in raw or "size" in raw:
+        digests = {"": _digest(raw, object_name)}
+    known = {"push_date", "is_directory", "contents", "files", "size", "sha256"}
+    extra = {k: v for k, v in raw.items() if k not in known}
+    return AssetMeta(push_date, is_directory, contents, digests, extra)
+
+
+def parse_versions(
+    data: bytes, object_name: str, versioning: type[AssetsVersioningSystem]
+) -> list[str]:
+    """Read and check a ``.versions`` index; versions come back latest first."""
+    raw = _load_json(data, object_name)
+    versions = raw.get("versions")
+    if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+        raise errors.CorruptStoreError(object_name, "'versions' is not a list of strings")
+    bad = [v for v in versions if not versioning.check_version_valid(v)]
+    if bad:
+        raise errors.CorruptStoreError(
+            object_name, f"version {bad[0]!r} is not valid for {versioning.name}"
+        )
+    return versioning.sort_versions(versions)
+
+
+def dump_versions(versions: list[str]) -> bytes:
+    """The ``.versions`` JSON, as modelkit writes it."""
+    return json.dumps({"versions": versions}).encode()

@@ -1,0 +1,35 @@
+"""Checks that keep names from a store or a user inside the folder they are meant for."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Final
+
+from . import errors
+
+_DRIVE_RE: Final = re.compile(r"^[A-Za-z]:")
+
+
+def check_relative_part(part: str, where: str) -> list[str]:
+    """Split a '/'-separated relative path into safe segments, or raise UnsafePathError.
+
+    Refuses empty paths, absolute paths, drive letters, backslashes, NUL, '.' and '..' segments.
+    """
+    if (
+        not part
+        or part.startswith("/")
+        or "\\" in part
+        or "\x00" in part
+        or _DRIVE_RE.match(part)
+    ):
+        raise errors.UnsafePathError(part, where)
+    segments = part.split("/")
+    if any(segment in ("", ".", "..") for segment in segments):
+        raise errors.UnsafePathError(part, where)
+    return segments
+
+
+def safe_join(root: str, part: str, where: str) -> str:
+    """``root/part`` after checking that ``part`` cannot leave ``root``."""
+    return os.path.join(root, *check_relative_part(part, where))

@@ -1,0 +1,194 @@
+"""Discovery of plugins: built-ins first, then every ``modelkit_assets`` entry point.
+
+Each entry point is loaded inside its own try/except so one broken plugin is reported without
+taking the others down. Two distributions claiming one name are recorded and raise
+:class:`~modelkit_assets.errors.PluginConflictError` naming both when that name is asked for.
+Discovery imports plugin modules only; drivers and their SDKs load when first used.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from types import ModuleType
+from typing import Final, Generic, TypeVar
+
+import attrs
+import pluggy
+
+from . import builtin, errors
+from .hookspecs import PROJECT_NAME, ModelkitAssetsSpecs
+from .records import StorageDriverPlugin, VersioningSystemPlugin
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP: Final = PROJECT_NAME
+
+#: Providers we publish ourselves: name -> (distribution, extra of modelkit-assets-core).
+KNOWN_PROVIDERS: Final[dict[str, tuple[str, str]]] = {
+    "s3": ("modelkit-assets-s3", "assets-s3"),
+    "gcs": ("modelkit-assets-gcs", "assets-gcs"),
+    "az": ("modelkit-assets-az", "assets-az"),
+}
+
+R = TypeVar("R", StorageDriverPlugin, VersioningSystemPlugin)
+
+
+@attrs.frozen
+class Source:
+    """The distribution a plugin comes from."""
+
+    distribution: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.distribution} {self.version}"
+
+
+@attrs.frozen
+class Registered(Generic[R]):
+    """A record together with the distribution that registered it."""
+
+    record: R
+    source: Source
+
+
+@attrs.frozen
+class BrokenPlugin:
+    """An entry point whose import or hook call failed."""
+
+    entry_point: str
+    source: Source
+    error: str
+
+
+@attrs.define
+class PluginRegistry:
+    """Everything the installed plugins provide, by name."""
+
+    drivers: dict[str, Registered[StorageDriverPlugin]] = attrs.field(factory=dict)
+    versioning_systems: dict[str, Registered[VersioningSystemPlugin]] = attrs.field(factory=dict)
+    conflicts: dict[tuple[str, str], list[Source]] = attrs.field(factory=dict)
+    broken: list[BrokenPlugin] = attrs.field(factory=list)
+
+    def driver(self, name: str) -> Registered[StorageDriverPlugin]:
+        """The driver registered as ``name``, or the error that tells the user what to do."""
+        self._check_conflict("storage provider", name)
+        if name in self.drivers:
+            return self.drivers[name]
+        if name in KNOWN_PROVIDERS:
+            distribution, extra = KNOWN_PROVIDERS[name]
+            raise errors.DriverNotInstalledError(name, distribution, extra)
+        raise errors.UnknownDriverError(name, sorted(self.drivers))
+
+    def versioning_system(self, name: str) -> Registered[VersioningSystemPlugin]:
+        """The versioning system registered as ``name``."""
+        self._check_conflict("versioning system", name)
+        if name not in self.versioning_systems:
+            raise errors.UnknownAssetsVersioningSystemError(name, sorted(self.versioning_systems))
+        return self.versioning_systems[name]
+
+    def driver_for_scheme(self, scheme: str) -> Registered[StorageDriverPlugin] | None:
+        """The driver that reads ``scheme://`` URIs, if one is installed."""
+        for registered in self.drivers.values():
+            if scheme in registered.record.schemes:
+                return registered
+        return None
+
+    def _check_conflict(self, kind: str, name: str) -> None:
+        sources = self.conflicts.get((kind, name))
+        if sources:
+            raise errors.PluginConflictError(kind, name, [str(s) for s in sources])
+
+    def add(self, kind: str, table: dict[str, Registered[R]], item: Registered[R]) -> None:
+        name = item.record.name
+        if name in table:
+            previous = self.conflicts.setdefault((kind, name), [table[name].source])
+            previous.append(item.source)
+            logger.warning(
+                "%s %r is registered by %s", kind, name, " and ".join(str(s) for s in previous)
+            )
+            return
+        table[name] = item
+
+
+def _plugin_manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager.add_hookspecs(ModelkitAssetsSpecs)
+    return manager
+
+
+def _entry_point_source(entry_point: metadata.EntryPoint) -> Source:
+    dist = entry_point.dist
+    if dist is None:
+        return Source("unknown", "?")
+    return Source(dist.metadata["Name"] or "unknown", dist.version)
+
+
+def _collect(
+    hook: pluggy.HookCaller,
+    sources: dict[int, Source],
+    add: Callable[[Registered[R]], None],
+    broken: list[BrokenPlugin],
+) -> None:
+    """Call each implementation on its own, so records know their distribution."""
+    for impl in hook.get_hookimpls():
+        source = sources[id(impl.plugin)]
+        try:
+            records: Iterable[R] = impl.function() or ()
+            for record in records:
+                add(Registered(record, source))
+        except Exception as exc:  # a plugin's bug must not break the others
+            broken.append(BrokenPlugin(impl.plugin_name, source, f"{type(exc).__name__}: {exc}"))
+            logger.warning("plugin %s (%s) failed: %s", impl.plugin_name, source, exc)
+
+
+def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None) -> PluginRegistry:
+    """Build a registry from the built-ins and the given (default: installed) entry points."""
+    manager = _plugin_manager()
+    registry = PluginRegistry()
+    core = metadata.distribution("modelkit-assets-core")
+    sources: dict[int, Source] = {id(builtin): Source("modelkit-assets-core", core.version)}
+    manager.register(builtin, name="modelkit_assets.builtin")
+    if entry_points is None:
+        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    for entry_point in entry_points:
+        source = _entry_point_source(entry_point)
+        try:
+            plugin: ModuleType = entry_point.load()
+            if manager.is_registered(plugin):
+                continue
+            manager.register(plugin, name=f"{source.distribution}:{entry_point.name}")
+        except Exception as exc:
+            registry.broken.append(
+                BrokenPlugin(entry_point.name, source, f"{type(exc).__name__}: {exc}")
+            )
+            logger.warning("plugin %s (%s) could not be loaded: %s", entry_point.name, source, exc)
+            continue
+        sources[id(plugin)] = source
+    _collect(
+        manager.hook.modelkit_assets_storage_drivers,
+        sources,
+        lambda item: registry.add("storage provider", registry.drivers, item),
+        registry.broken,
+    )
+    _collect(
+        manager.hook.modelkit_assets_versioning_systems,
+        sources,
+        lambda item: registry.add("versioning system", registry.versioning_systems, item),
+        registry.broken,
+    )
+    return registry
+
+
+@functools.cache
+def get_registry() -> PluginRegistry:
+    """The registry of installed plugins, built once per process."""
+    return load_registry()
+
+
+def reset_registry() -> None:
+    """Forget the cached registry, so newly installed plugins are seen (used by tests)."""
+    get_registry.cache_clear()

@@ -1,0 +1,79 @@
+"""What is about to be pushed: the files of a local path, with their sizes and hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import attrs
+
+from . import errors
+from .meta import FileDigest
+
+_CHUNK = 1024 * 1024
+
+
+def sha256_file(path: str, on_bytes: Callable[[int], None] | None = None) -> FileDigest:
+    """Size and sha256 of a file, read in 1 MiB chunks (hashlib releases the GIL)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            if on_bytes:
+                on_bytes(len(chunk))
+    return FileDigest(size, digest.hexdigest())
+
+
+@attrs.frozen
+class SourceFile:
+    """One file to push: its part name ('' for a file asset), local path and digest."""
+
+    part: str
+    path: str
+    digest: FileDigest
+
+
+@attrs.frozen
+class LocalSource:
+    """A file or a directory on disk, ready to push."""
+
+    path: str
+    is_directory: bool
+    files: tuple[SourceFile, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(f.digest.size for f in self.files)
+
+
+def _walk(root: str) -> list[tuple[str, str]]:
+    """(part, path) of every file under root, hidden ones included, parts '/'-separated."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        for filename in filenames:
+            path = os.path.join(dirpath, filename)
+            if os.path.isfile(path):
+                found.append((os.path.relpath(path, root).replace(os.sep, "/"), path))
+    return sorted(found)
+
+
+def scan_source(path: str, max_workers: int = 8) -> LocalSource:
+    """List and hash what ``path`` holds; raise LocalAssetDoesNotExistError if it is missing."""
+    if not os.path.exists(path):
+        raise errors.LocalAssetDoesNotExistError(path, "nothing to push")
+    if os.path.isdir(path):
+        entries = _walk(path)
+        if not entries:
+            raise errors.LocalAssetDoesNotExistError(path, "the directory holds no files")
+        with ThreadPoolExecutor(max_workers) as pool:
+            digests = list(pool.map(sha256_file, (p for _, p in entries)))
+        files = tuple(
+            SourceFile(part, p, d) for (part, p), d in zip(entries, digests, strict=True)
+        )
+        return LocalSource(path, True, files)
+    return LocalSource(path, False, (SourceFile("", path, sha256_file(path)),))

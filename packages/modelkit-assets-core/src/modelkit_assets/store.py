@@ -1,0 +1,386 @@
+"""The remote asset store: push versions, keep the ``.versions`` index, download versions.
+
+A push is lossless under concurrency when the driver offers conditional writes:
+
+1. the version's ``.meta`` is created only if absent: that claims the version. If a ``.meta``
+   is already there with the same content hashes, a killed push is being retried and goes on;
+   any other ``.meta`` means the version belongs to someone else (VersionConflictError);
+2. every data object is created only if absent; one already present with the same sha256 (left
+   by a killed push) is accepted, anything else is a conflict;
+3. the version is added to ``.versions`` by compare-and-swap, retried until it sticks.
+
+Readers resolve versions through ``.versions`` only, so a version is published at step 3.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import random
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from . import errors, settings
+from .drivers.base import StorageDriver
+from .meta import AssetMeta, FileDigest, dump_versions, parse_meta, parse_versions
+from .parallel import run_parallel
+from .paths import check_relative_part, safe_join
+from .plugins import get_registry
+from .progress import NO_PROGRESS, TransferProgress
+from .source import LocalSource, SourceFile, scan_source, sha256_file
+from .spec import check_name, get_versioning_system
+from .versioning.base import AssetsVersioningSystem
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class PushPlan:
+    """What a push sends (or, with ``dry_run``, would send)."""
+
+    name: str
+    version: str
+    source: LocalSource
+    uri: str
+    dry_run: bool
+
+
+class StorageProvider:
+    """An asset store: a driver, a prefix in its bucket and a versioning system."""
+
+    driver: StorageDriver
+    prefix: str
+
+    def __init__(
+        self,
+        provider: str | None = None,
+        bucket: str | None = None,
+        prefix: str | None = None,
+        timeout_s: float | None = None,
+        force_download: bool | None = None,
+        client: Any = None,
+        *,
+        versioning: str | type[AssetsVersioningSystem] | None = None,
+        max_workers: int | None = None,
+        **driver_settings: Any,
+    ) -> None:
+        name = provider or settings.storage_provider()
+        if not name:
+            raise errors.NoConfiguredProviderError()
+        self.provider = name
+        self.prefix = (prefix or settings.storage_prefix()).strip("/")
+        check_relative_part(self.prefix, "the storage prefix")
+        self.timeout = timeout_s if timeout_s is not None else settings.storage_timeout_s()
+        self.force_download = (
+            settings.storage_force_download() if force_download is None else force_download
+        )
+        self.max_workers = max_workers or settings.storage_max_workers()
+        self.versioning = get_versioning_system(versioning)
+        self.driver = make_driver(
+            name, bucket or settings.storage_bucket(), client, self.timeout, **driver_settings
+        )
+
+    def __repr__(self) -> str:
+        return f"StorageProvider(provider={self.provider!r}, driver={self.driver!r}, prefix={self.prefix!r})"
+
+    # -- object names (modelkit's layout) -----------------------------------------------------
+
+    def get_object_name(self, name: str, version: str) -> str:
+        return f"{self.prefix}/{name}/{version}"
+
+    def get_meta_object_name(self, name: str, version: str) -> str:
+        return self.get_object_name(name, version) + ".meta"
+
+    def get_versions_object_name(self, name: str) -> str:
+        return f"{self.prefix}/{name}.versions"
+
+    def get_object_uri(self, name: str, version: str, sub_part: str | None = None) -> str:
+        return self.driver.get_object_uri(self.get_object_name(name, version), sub_part)
+
+    # -- reading the index and metas ---------------------------------------------------------
+
+    def _read_versions(self, name: str) -> tuple[list[str], str | None] | None:
+        """Versions (latest first) and their token, or None when the asset does not exist."""
+        object_name = self.get_versions_object_name(name)
+        try:
+            data, token = self.driver.read_object(object_name)
+        except errors.ObjectDoesNotExistError:
+            return None
+        return parse_versions(data, object_name, self.versioning), token
+
+    def get_versions_info(self, name: str) -> list[str]:
+        """All versions of an asset, latest first."""
+        check_name(name)
+        found = self._read_versions(name)
+        if found is None:
+            raise errors.AssetDoesNotExistError(name)
+        return found[0]
+
+    def read_meta(self, name: str, version: str) -> AssetMeta:
+        """A version's checked ``.meta``."""
+        object_name = self.get_meta_object_name(name, version)
+        try:
+            data, _ = self.driver.read_object(object_name)
+        except errors.ObjectDoesNotExistError:
+            raise errors.AssetDoesNotExistError(name, version) from None
+        return parse_meta(data, object_name)
+
+    def get_asset_meta(self, name: str, version: str) -> dict[str, Any]:
+        """A version's meta as a dictionary, ``push_date`` a datetime (as in modelkit)."""
+        return self.read_meta(name, version).to_public()
+
+    def iterate_assets(self) -> Iterator[tuple[str, list[str]]]:
+        """``(name, versions latest first)`` for every asset under the prefix, by name."""
+        start, suffix = len(self.prefix) + 1, ".versions"
+        names = sorted(
+            object_name[start : -len(suffix)]
+            for object_name in self.driver.iterate_objects(self.prefix + "/")
+            if object_name.endswith(suffix)
+        )
+        for name in names:
+            found = self._read_versions(name)
+            if found is not None:
+                yield name, found[0]
+
+    # -- pushing ------------------------------------------------------------------------------
+
+    def new(
+        self,
+        asset_path: str,
+        name: str,
+        version: str | None = None,
+        dry_run: bool = False,
+        progress: TransferProgress = NO_PROGRESS,
+    ) -> PushPlan:
+        """Create asset ``name`` at ``version`` (default: the system's initial version)."""
+        check_name(name)
+        if self._read_versions(name) is not None:
+            raise errors.AssetAlreadyExistsError(name)
+        version = version or self.versioning.get_initial_version()
+        return self.push(asset_path, name, version, dry_run=dry_run, progress=progress)
+
+    def update(
+        self,
+        asset_path: str,
+        name: str,
+        version: str,
+        dry_run: bool = False,
+        progress: TransferProgress = NO_PROGRESS,
+    ) -> PushPlan:
+        """Add ``version`` to the existing asset ``name``."""
+        check_name(name)
+        found = self._read_versions(name)
+        if found is None:
+            raise errors.AssetDoesNotExistError(name)
+        if version in found[0]:
+            raise errors.AssetAlreadyExistsError(name, version, "versions are immutable")
+        return self.push(asset_path, name, version, dry_run=dry_run, progress=progress)
+
+    def update_next(
+        self,
+        asset_path: str,
+        name: str,
+        version: str | None = None,
+        bump_major: bool = False,
+        dry_run: bool = False,
+        progress: TransferProgress = NO_PROGRESS,
+    ) -> PushPlan:
+        """Push the next version (``update PATH name[:major] [--bump-major]``).
+
+        The version is picked from ``.versions``; if a concurrent push takes it first, the next
+        one is picked and the push retried, so every successful update gets its own version.
+        """
+        check_name(name)
+        source = scan_source(asset_path, self.max_workers)
+        taken: list[str] = []
+        deadline = time.monotonic() + self.timeout
+        while True:
+            found = self._read_versions(name)
+            if found is None:
+                raise errors.AssetDoesNotExistError(name)
+            versions = found[0] + taken
+            params = self.versioning.get_update_cli_params(
+                version=version, version_list=versions, bump_major=bump_major
+            )["params"]
+            try:
+                new_version = self.versioning.increment_version(versions, params)
+            except errors.AssetMajorVersionDoesNotExistError as exc:
+                raise errors.AssetMajorVersionDoesNotExistError(name, exc.major) from None
+            try:
+                return self._push_source(source, name, new_version, dry_run, progress)
+            except errors.VersionConflictError:
+                if time.monotonic() > deadline:
+                    raise
+                logger.info("version %s:%s was taken meanwhile; trying the next", name, new_version)
+                taken.append(new_version)
+
+    def push(
+        self,
+        asset_path: str,
+        name: str,
+        version: str,
+        dry_run: bool = False,
+        progress: TransferProgress = NO_PROGRESS,
+    ) -> PushPlan:
+        """Push ``asset_path`` as ``name:version`` and publish it in ``.versions``."""
+        check_name(name)
+        return self._push_source(
+            scan_source(asset_path, self.max_workers), name, version, dry_run, progress
+        )
+
+    def _push_source(
+        self,
+        source: LocalSource,
+        name: str,
+        version: str,
+        dry_run: bool,
+        progress: TransferProgress,
+    ) -> PushPlan:
+        self.versioning.validate(version)
+        if not self.versioning.is_version_complete(version):
+            raise errors.InvalidVersionError(version, self.versioning.name, "a complete version")
+        plan = PushPlan(name, version, source, self.get_object_uri(name, version), dry_run)
+        if dry_run:
+            return plan
+        meta = AssetMeta(
+            push_date=datetime.datetime.now(datetime.timezone.utc),
+            is_directory=source.is_directory,
+            contents=tuple(f.part for f in source.files) if source.is_directory else (),
+            digests={f.part: f.digest for f in source.files},
+        )
+        self._claim_version(name, version, meta)
+        progress.start(f"push {name}:{version}", source.size, len(source.files))
+        try:
+            run_parallel(
+                lambda f: self._upload_file(f, name, version, progress),
+                source.files,
+                self.max_workers,
+            )
+        finally:
+            progress.finish()
+        self._publish_version(name, version)
+        logger.info("pushed %s:%s (%d files, %d bytes)", name, version, len(source.files), source.size)
+        return plan
+
+    def _claim_version(self, name: str, version: str, meta: AssetMeta) -> None:
+        object_name = self.get_meta_object_name(name, version)
+        try:
+            self.driver.write_object(meta.to_json(), object_name, if_absent=True)
+        except errors.PreconditionFailedError:
+            if not meta.same_content(self.read_meta(name, version)):
+                raise errors.VersionConflictError(name, version) from None
+            logger.info("resuming an earlier push of %s:%s with the same content", name, version)
+
+    def _part_object_name(self, name: str, version: str, part: str) -> str:
+        base = self.get_object_name(name, version)
+        return f"{base}/{part}" if part else base
+
+    def _upload_file(
+        self, file: SourceFile, name: str, version: str, progress: TransferProgress
+    ) -> None:
+        object_name = self._part_object_name(name, version, file.part)
+        try:
+            self.driver.create_object(file.path, object_name)
+        except errors.ObjectAlreadyExistsError:
+            if self._remote_digest(object_name) != file.digest:
+                raise errors.VersionConflictError(name, version) from None
+        progress.advance(file.digest.size, 1)
+
+    def _remote_digest(self, object_name: str) -> FileDigest:
+        with tempfile.TemporaryDirectory(prefix="modelkit-assets-") as tmp:
+            path = os.path.join(tmp, "object")
+            self.driver.download_object(object_name, path)
+            return sha256_file(path)
+
+    def _publish_version(self, name: str, version: str) -> None:
+        """Add ``version`` to ``.versions`` by compare-and-swap, retrying lost races."""
+        object_name = self.get_versions_object_name(name)
+        deadline = time.monotonic() + self.timeout
+        delay = 0.01
+        while True:
+            found = self._read_versions(name)
+            versions, token = found if found is not None else ([], None)
+            if version in versions:
+                return
+            data = dump_versions(self.versioning.sort_versions([*versions, version]))
+            try:
+                if found is None:
+                    self.driver.write_object(data, object_name, if_absent=True)
+                else:
+                    self.driver.write_object(data, object_name, if_match=token)
+                return
+            except errors.PreconditionFailedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0, delay))
+                delay = min(delay * 2, 1.0)
+
+    # -- downloading --------------------------------------------------------------------------
+
+    def download_to(
+        self,
+        name: str,
+        version: str,
+        target: str,
+        meta: AssetMeta | None = None,
+        progress: TransferProgress = NO_PROGRESS,
+    ) -> AssetMeta:
+        """Download a version to ``target`` (a new file, or a new directory), checking every
+        file against the sizes and hashes of its meta. ``target`` must not exist yet."""
+        meta = meta or self.read_meta(name, version)
+        parts = meta.contents if meta.is_directory else ("",)
+        if meta.is_directory:
+            os.makedirs(target)
+        progress.start(f"fetch {name}:{version}", meta.size or 0, len(parts))
+
+        def fetch(part: str) -> None:
+            destination = safe_join(target, part, "the meta") if part else target
+            if part:
+                os.makedirs(os.path.dirname(destination), exist_ok=True)
+            self.driver.download_object(self._part_object_name(name, version, part), destination)
+            expected = meta.digests.get(part)
+            if expected is not None:
+                actual = sha256_file(destination)
+                if actual != expected:
+                    raise errors.AssetIntegrityError(
+                        f"{name}:{version}" + (f"[{part}]" if part else ""),
+                        f"expected {expected.size} bytes sha256 {expected.sha256[:12]}..., "
+                        f"got {actual.size} bytes sha256 {actual.sha256[:12]}...",
+                    )
+            progress.advance(os.path.getsize(destination), 1)
+
+        try:
+            run_parallel(fetch, parts, self.max_workers)
+        finally:
+            progress.finish()
+        return meta
+
+    def download(self, name: str, version: str, destination: str) -> dict[str, Any]:
+        """Download ``name:version`` to ``destination/name/version`` (as modelkit does)."""
+        from .cache import AssetsCache
+
+        cache = AssetsCache(destination)
+        meta = cache.install(name, version, lambda target: self.download_to(name, version, target))
+        return {"path": cache.asset_path(name, version), "meta": meta.to_public()}
+
+
+def make_driver(
+    provider: str, bucket: str | None, client: Any, timeout_s: float, **driver_settings: Any
+) -> StorageDriver:
+    """Build the driver registered as ``provider``, the same way for every driver."""
+    registered = get_registry().driver(provider)
+    try:
+        driver_class = registered.record.load()
+    except ImportError as exc:
+        raise errors.StorageDriverError(
+            f"the {provider} driver from {registered.source} cannot be imported ({exc}); "
+            f"reinstall {registered.source.distribution}"
+        ) from None
+    return driver_class(
+        bucket, client=client, timeout_s=timeout_s, lazy=settings.lazy_driver(), **driver_settings
+    )

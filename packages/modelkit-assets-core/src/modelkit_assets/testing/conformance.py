@@ -1,0 +1,187 @@
+"""The conformance suite every storage driver passes to prove itself.
+
+Subclass it in a test module and provide a ``driver`` fixture returning a ready driver on a
+bucket that exists (objects of other tests may be there: every test works under its own
+random prefix)::
+
+    import pytest
+    from modelkit_assets.testing import StorageDriverConformance
+
+    class TestMyDriver(StorageDriverConformance):
+        @pytest.fixture
+        def driver(self, my_server):
+            return MyDriver(bucket="test-bucket", endpoint=my_server.url)
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from .. import errors
+from ..drivers.base import StorageDriver
+
+#: More than one page on every store we know (S3 and GCS list 1000 per page).
+MANY_OBJECTS = 1010
+
+
+class StorageDriverConformance:
+    """Behaviour every driver shares; conditional-write tests run when the driver declares them."""
+
+    @pytest.fixture
+    def driver(self) -> StorageDriver:
+        raise NotImplementedError("provide a `driver` fixture")
+
+    @pytest.fixture
+    def prefix(self) -> str:
+        return f"conformance-{uuid.uuid4().hex[:12]}"
+
+    @staticmethod
+    def _file(tmp_path: Path, data: bytes, name: str = "payload") -> str:
+        path = tmp_path / name
+        path.write_bytes(data)
+        return str(path)
+
+    def test_upload_then_download_is_byte_identical(
+        self, driver: StorageDriver, prefix: str, tmp_path: Path
+    ) -> None:
+        data = os.urandom(100_000) + b"\x00\r\n"
+        driver.upload_object(self._file(tmp_path, data), f"{prefix}/a/b.bin")
+        destination = tmp_path / "out.bin"
+        driver.download_object(f"{prefix}/a/b.bin", str(destination))
+        assert destination.read_bytes() == data
+
+    def test_empty_object_round_trips(
+        self, driver: StorageDriver, prefix: str, tmp_path: Path
+    ) -> None:
+        driver.upload_object(self._file(tmp_path, b""), f"{prefix}/empty")
+        destination = tmp_path / "out"
+        driver.download_object(f"{prefix}/empty", str(destination))
+        assert destination.read_bytes() == b""
+
+    def test_large_object_round_trips(
+        self, driver: StorageDriver, prefix: str, tmp_path: Path
+    ) -> None:
+        data = os.urandom(3 * 1024 * 1024) * 4  # 12 MiB: past every multipart threshold
+        driver.upload_object(self._file(tmp_path, data), f"{prefix}/large")
+        destination = tmp_path / "large.out"
+        driver.download_object(f"{prefix}/large", str(destination))
+        assert destination.stat().st_size == len(data)
+        assert destination.read_bytes() == data
+
+    def test_exists(self, driver: StorageDriver, prefix: str, tmp_path: Path) -> None:
+        assert not driver.exists(f"{prefix}/x")
+        driver.upload_object(self._file(tmp_path, b"x"), f"{prefix}/x")
+        assert driver.exists(f"{prefix}/x")
+        assert not driver.exists(f"{prefix}/x/y")
+        assert not driver.exists(prefix)
+
+    def test_download_missing_object_raises(
+        self, driver: StorageDriver, prefix: str, tmp_path: Path
+    ) -> None:
+        with pytest.raises(errors.ObjectDoesNotExistError):
+            driver.download_object(f"{prefix}/missing", str(tmp_path / "out"))
+
+    def test_upload_replaces(self, driver: StorageDriver, prefix: str, tmp_path: Path) -> None:
+        driver.upload_object(self._file(tmp_path, b"one"), f"{prefix}/o")
+        driver.upload_object(self._file(tmp_path, b"two"), f"{prefix}/o")
+        driver.download_object(f"{prefix}/o", str(tmp_path / "out"))
+        assert (tmp_path / "out").read_bytes() == b"two"
+
+    def test_delete(self, driver: StorageDriver, prefix: str, tmp_path: Path) -> None:
+        driver.upload_object(self._file(tmp_path, b"x"), f"{prefix}/gone")
+        driver.delete_object(f"{prefix}/gone")
+        assert not driver.exists(f"{prefix}/gone")
+        driver.delete_object(f"{prefix}/gone")  # deleting twice is fine
+
+    def test_iterate_with_prefix(
+        self, driver: StorageDriver, prefix: str, tmp_path: Path
+    ) -> None:
+        source = self._file(tmp_path, b"x")
+        names = [f"{prefix}/a", f"{prefix}/ab/c", f"{prefix}/b/.hidden", f"{prefix}x/other"]
+        for name in names:
+            driver.upload_object(source, name)
+        assert sorted(driver.iterate_objects(f"{prefix}/")) == sorted(names[:3])
+        assert sorted(driver.iterate_objects(f"{prefix}/a")) == [f"{prefix}/a", f"{prefix}/ab/c"]
+        assert sorted(driver.iterate_objects(prefix)) == sorted(names)
+        assert list(driver.iterate_objects(f"{prefix}/nothing")) == []
+
+    def test_iterate_past_one_page(
+        self, driver: StorageDriver, prefix: str, tmp_path: Path
+    ) -> None:
+        source = self._file(tmp_path, b"x")
+        names = {f"{prefix}/many/{i:05d}" for i in range(MANY_OBJECTS)}
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda name: driver.upload_object(source, name), names))
+        assert set(driver.iterate_objects(f"{prefix}/many/")) == names
+
+    def test_object_uri_names_the_object(self, driver: StorageDriver, prefix: str) -> None:
+        uri = driver.get_object_uri(f"{prefix}/some/object")
+        assert uri.endswith(f"{prefix}/some/object")
+        assert driver.get_object_uri(f"{prefix}/dir", "sub/part").endswith("dir/sub/part")
+
+    def test_read_object_missing_raises(self, driver: StorageDriver, prefix: str) -> None:
+        with pytest.raises(errors.ObjectDoesNotExistError):
+            driver.read_object(f"{prefix}/missing")
+
+    def test_write_then_read_object(self, driver: StorageDriver, prefix: str) -> None:
+        driver.write_object(b'{"a": 1}', f"{prefix}/small.json")
+        assert driver.read_object(f"{prefix}/small.json")[0] == b'{"a": 1}'
+
+    # -- conditional writes ----------------------------------------------------------------------
+
+    @pytest.fixture
+    def conditional(self, driver: StorageDriver) -> StorageDriver:
+        if not driver.supports_conditional_writes:
+            pytest.skip(f"{type(driver).__name__} does not declare conditional writes")
+        return driver
+
+    def test_create_object_refuses_to_overwrite(
+        self, conditional: StorageDriver, prefix: str, tmp_path: Path
+    ) -> None:
+        conditional.create_object(self._file(tmp_path, b"first"), f"{prefix}/immutable")
+        with pytest.raises(errors.ObjectAlreadyExistsError):
+            conditional.create_object(self._file(tmp_path, b"second"), f"{prefix}/immutable")
+        conditional.download_object(f"{prefix}/immutable", str(tmp_path / "out"))
+        assert (tmp_path / "out").read_bytes() == b"first"
+
+    def test_write_if_absent(self, conditional: StorageDriver, prefix: str) -> None:
+        conditional.write_object(b"1", f"{prefix}/index", if_absent=True)
+        with pytest.raises(errors.PreconditionFailedError):
+            conditional.write_object(b"2", f"{prefix}/index", if_absent=True)
+        assert conditional.read_object(f"{prefix}/index")[0] == b"1"
+
+    def test_compare_and_swap(self, conditional: StorageDriver, prefix: str) -> None:
+        conditional.write_object(b"v1", f"{prefix}/index", if_absent=True)
+        data, token = conditional.read_object(f"{prefix}/index")
+        assert token is not None
+        conditional.write_object(b"v2", f"{prefix}/index", if_match=token)
+        with pytest.raises(errors.PreconditionFailedError):
+            conditional.write_object(b"v3", f"{prefix}/index", if_match=token)
+        data, new_token = conditional.read_object(f"{prefix}/index")
+        assert data == b"v2"
+        assert new_token != token
+
+    def test_concurrent_compare_and_swap_loses_nothing(
+        self, conditional: StorageDriver, prefix: str
+    ) -> None:
+        name = f"{prefix}/counter"
+        conditional.write_object(b"", name, if_absent=True)
+
+        def append(item: int) -> None:
+            while True:
+                data, token = conditional.read_object(name)
+                try:
+                    conditional.write_object(data + b"%d," % item, name, if_match=token)
+                    return
+                except errors.PreconditionFailedError:
+                    continue
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(append, range(24)))
+        items = conditional.read_object(name)[0].decode().strip(",").split(",")
+        assert sorted(map(int, items)) == list(range(24))

@@ -1,0 +1,78 @@
+"""Fixtures shared by the whole suite: a clean environment, the backends, a store per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from modelkit_assets.plugins import reset_registry
+from tests.servers import BACKENDS, Backend
+
+pytest_plugins = ["tests.servers.s3", "tests.servers.gcs", "tests.servers.azure"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees the developer's MODELKIT_* settings or a stale plugin registry."""
+    for key in list(os.environ):
+        if key.startswith(("MODELKIT_", "AWS_", "S3_", "GOOGLE_", "AZURE_", "STORAGE_EMULATOR")):
+            monkeypatch.delenv(key)
+    reset_registry()
+    yield
+    reset_registry()
+
+
+@pytest.fixture(scope="session")
+def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server-logs")
+
+
+@pytest.fixture(scope="session")
+def local_backend(tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    return Backend(id="local", provider="local", bucket=str(tmp_path_factory.mktemp("bucket")))
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> Backend:
+    backend: Backend = request.getfixturevalue(f"{request.param.replace('-', '_')}_backend")
+    return backend
+
+
+@attrs.frozen
+class StoreEnv:
+    """A store configured through the environment: fresh prefix, fresh assets dir."""
+
+    backend: Backend
+    prefix: str
+    assets_dir: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **self.backend.env,
+            "MODELKIT_STORAGE_PROVIDER": self.backend.provider,
+            "MODELKIT_STORAGE_BUCKET": self.backend.bucket,
+            "MODELKIT_STORAGE_PREFIX": self.prefix,
+            "MODELKIT_ASSETS_DIR": str(self.assets_dir),
+        }
+
+
+@pytest.fixture
+def store_env(backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> StoreEnv:
+    """Point MODELKIT_* at ``backend`` under a prefix no other test uses."""
+    assets_dir = tmp_path / "assets"
+    assets_dir.mkdir()
+    store = StoreEnv(backend, f"test-{uuid.uuid4().hex[:12]}", assets_dir)
+    for key, value in store.env.items():
+        monkeypatch.setenv(key, value)
+    return store

@@ -1,0 +1,1 @@
+"""Backend fixtures for azure (filled in by its backend package work)."""

@@ -1,0 +1,1 @@
+"""Backend fixtures for gcs (filled in by its backend package work)."""
