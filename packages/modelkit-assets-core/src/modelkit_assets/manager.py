@@ -85,7 +85,7 @@ class AssetsManager:
             try:
                 parsed = AssetSpec.from_string(spec, versioning=self.versioning)
             except errors.InvalidAssetSpecError:
-                return self._local_path_info(spec, raise_on_missing=True)
+                return self._local_path(spec)
         else:
             parsed = spec
         force = force_download
@@ -124,7 +124,7 @@ class AssetsManager:
                 logger.warning("store unreachable (%s); using local versions of %s", exc, spec.name)
         if not versions:
             if spec.version is None and isinstance(original, str):
-                found = self._local_path_info(original, raise_on_missing=False)
+                found = self._local_path_info(original)
                 if found is not None:
                     return found
             raise errors.AssetDoesNotExistError(spec.name)
@@ -174,13 +174,18 @@ class AssetsManager:
             info["meta"] = meta
         return info
 
-    def _local_path_info(self, text: str, raise_on_missing: bool) -> dict[str, Any] | None:
+    def _local_path_info(self, text: str) -> dict[str, Any] | None:
         """A path that is not a spec: relative to the assets dir, then the working directory,
         then absolute."""
         for candidate in (os.path.join(self.assets_dir, text), os.path.abspath(text)):
             if os.path.exists(candidate):
                 return {"path": candidate, "from_cache": True, "version": None, "name": None}
-        if raise_on_missing:
-            AssetSpec.from_string(text, versioning=self.versioning)  # the spec error, if any
-            raise errors.LocalAssetDoesNotExistError(text)
         return None
+
+    def _local_path(self, text: str) -> dict[str, Any]:
+        """The info of a local path, or the spec error that ``text`` raises."""
+        found = self._local_path_info(text)
+        if found is None:
+            AssetSpec.from_string(text, versioning=self.versioning)  # raises the spec error
+            raise errors.LocalAssetDoesNotExistError(text)
+        return found

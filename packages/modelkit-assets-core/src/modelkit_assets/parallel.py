@@ -18,7 +18,7 @@ def run_parallel(function: Callable[[T], None], items: Iterable[T], max_workers:
         return
     with ThreadPoolExecutor(min(max_workers, len(items))) as pool:
         futures: list[Future[None]] = [pool.submit(function, item) for item in items]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
         for future in futures:

@@ -16,13 +16,7 @@ def check_relative_part(part: str, where: str) -> list[str]:
 
     Refuses empty paths, absolute paths, drive letters, backslashes, NUL, '.' and '..' segments.
     """
-    if (
-        not part
-        or part.startswith("/")
-        or "\\" in part
-        or "\x00" in part
-        or _DRIVE_RE.match(part)
-    ):
+    if not part or part.startswith("/") or "\\" in part or "\x00" in part or _DRIVE_RE.match(part):
         raise errors.UnsafePathError(part, where)
     segments = part.split("/")
     if any(segment in ("", ".", "..") for segment in segments):

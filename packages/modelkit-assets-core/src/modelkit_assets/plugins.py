@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from types import ModuleType
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, TypeVar, cast
 
 import attrs
 import pluggy
@@ -137,8 +137,8 @@ def _collect(
     for impl in hook.get_hookimpls():
         source = sources[id(impl.plugin)]
         try:
-            records: Iterable[R] = impl.function() or ()
-            for record in records:
+            records = cast("Iterable[R] | None", impl.function())
+            for record in records or ():
                 add(Registered(record, source))
         except Exception as exc:  # a plugin's bug must not break the others
             broken.append(BrokenPlugin(impl.plugin_name, source, f"{type(exc).__name__}: {exc}"))
@@ -168,18 +168,15 @@ def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None) -> 
             logger.warning("plugin %s (%s) could not be loaded: %s", entry_point.name, source, exc)
             continue
         sources[id(plugin)] = source
-    _collect(
-        manager.hook.modelkit_assets_storage_drivers,
-        sources,
-        lambda item: registry.add("storage provider", registry.drivers, item),
-        registry.broken,
-    )
-    _collect(
-        manager.hook.modelkit_assets_versioning_systems,
-        sources,
-        lambda item: registry.add("versioning system", registry.versioning_systems, item),
-        registry.broken,
-    )
+
+    def add_driver(item: Registered[StorageDriverPlugin]) -> None:
+        registry.add("storage provider", registry.drivers, item)
+
+    def add_system(item: Registered[VersioningSystemPlugin]) -> None:
+        registry.add("versioning system", registry.versioning_systems, item)
+
+    _collect(manager.hook.modelkit_assets_storage_drivers, sources, add_driver, registry.broken)
+    _collect(manager.hook.modelkit_assets_versioning_systems, sources, add_system, registry.broken)
     return registry
 
 

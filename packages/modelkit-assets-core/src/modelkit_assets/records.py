@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -27,6 +28,14 @@ def _normalise_name(value: str) -> str:
     if not _NAME_RE.match(name):
         raise ValueError(f"invalid plugin name {value!r}: use lowercase letters, digits, '-', '_'")
     return name
+
+
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _string_set(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(values)
 
 
 def resolve_reference(ref: object) -> Any:
@@ -52,8 +61,8 @@ class StorageDriverPlugin:
 
     name: str = attrs.field(converter=_normalise_name)
     driver: type[StorageDriver] | str
-    schemes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    schemes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=_string_set)
     description: str = ""
 
     def load(self) -> type[StorageDriver]:

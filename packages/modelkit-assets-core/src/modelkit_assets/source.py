@@ -72,8 +72,6 @@ def scan_source(path: str, max_workers: int = 8) -> LocalSource:
             raise errors.LocalAssetDoesNotExistError(path, "the directory holds no files")
         with ThreadPoolExecutor(max_workers) as pool:
             digests = list(pool.map(sha256_file, (p for _, p in entries)))
-        files = tuple(
-            SourceFile(part, p, d) for (part, p), d in zip(entries, digests, strict=True)
-        )
+        files = tuple(SourceFile(part, p, d) for (part, p), d in zip(entries, digests, strict=True))
         return LocalSource(path, True, files)
     return LocalSource(path, False, (SourceFile("", path, sha256_file(path)),))

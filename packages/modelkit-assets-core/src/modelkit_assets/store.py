@@ -1,3 +1,4 @@
+# BACKEND HELPERS: read /work/main/NOTE-FOR-BACKEND-HELPERS.md first (TEMPORARY LINE, the lead removes it).
 """The remote asset store: push versions, keep the ``.versions`` index, download versions.
 
 A push is lossless under concurrency when the driver offers conditional writes:
@@ -86,7 +87,10 @@ class StorageProvider:
         )
 
     def __repr__(self) -> str:
-        return f"StorageProvider(provider={self.provider!r}, driver={self.driver!r}, prefix={self.prefix!r})"
+        return (
+            f"StorageProvider(provider={self.provider!r}, driver={self.driver!r}, "
+            f"prefix={self.prefix!r})"
+        )
 
     # -- object names (modelkit's layout) -----------------------------------------------------
 
@@ -112,6 +116,10 @@ class StorageProvider:
         except errors.ObjectDoesNotExistError:
             return None
         return parse_versions(data, object_name, self.versioning), token
+
+    def asset_exists(self, name: str) -> bool:
+        """Whether asset ``name`` has a ``.versions`` index."""
+        return self.driver.exists(self.get_versions_object_name(check_name(name)))
 
     def get_versions_info(self, name: str) -> list[str]:
         """All versions of an asset, latest first."""
@@ -151,7 +159,7 @@ class StorageProvider:
 
     def new(
         self,
-        asset_path: str,
+        asset_path: str | LocalSource,
         name: str,
         version: str | None = None,
         dry_run: bool = False,
@@ -166,7 +174,7 @@ class StorageProvider:
 
     def update(
         self,
-        asset_path: str,
+        asset_path: str | LocalSource,
         name: str,
         version: str,
         dry_run: bool = False,
@@ -183,7 +191,7 @@ class StorageProvider:
 
     def update_next(
         self,
-        asset_path: str,
+        asset_path: str | LocalSource,
         name: str,
         version: str | None = None,
         bump_major: bool = False,
@@ -196,21 +204,14 @@ class StorageProvider:
         one is picked and the push retried, so every successful update gets its own version.
         """
         check_name(name)
-        source = scan_source(asset_path, self.max_workers)
+        source = self.scan(asset_path)
         taken: list[str] = []
         deadline = time.monotonic() + self.timeout
         while True:
             found = self._read_versions(name)
             if found is None:
                 raise errors.AssetDoesNotExistError(name)
-            versions = found[0] + taken
-            params = self.versioning.get_update_cli_params(
-                version=version, version_list=versions, bump_major=bump_major
-            )["params"]
-            try:
-                new_version = self.versioning.increment_version(versions, params)
-            except errors.AssetMajorVersionDoesNotExistError as exc:
-                raise errors.AssetMajorVersionDoesNotExistError(name, exc.major) from None
+            new_version = self._increment(name, found[0] + taken, version, bump_major)
             try:
                 return self._push_source(source, name, new_version, dry_run, progress)
             except errors.VersionConflictError:
@@ -219,9 +220,26 @@ class StorageProvider:
                 logger.info("version %s:%s was taken meanwhile; trying the next", name, new_version)
                 taken.append(new_version)
 
+    def next_version(self, name: str, version: str | None = None, bump_major: bool = False) -> str:
+        """The version ``update name[:version] [--bump-major]`` would push now."""
+        return self._increment(name, self.get_versions_info(name), version, bump_major)
+
+    def _increment(
+        self, name: str, versions: list[str], version: str | None, bump_major: bool
+    ) -> str:
+        if version is not None:
+            self.versioning.validate(version)
+        params = self.versioning.get_update_cli_params(
+            version=version, version_list=versions, bump_major=bump_major
+        )["params"]
+        try:
+            return self.versioning.increment_version(versions, params)
+        except errors.AssetMajorVersionDoesNotExistError as exc:
+            raise errors.AssetMajorVersionDoesNotExistError(name, exc.major) from None
+
     def push(
         self,
-        asset_path: str,
+        asset_path: str | LocalSource,
         name: str,
         version: str,
         dry_run: bool = False,
@@ -229,9 +247,13 @@ class StorageProvider:
     ) -> PushPlan:
         """Push ``asset_path`` as ``name:version`` and publish it in ``.versions``."""
         check_name(name)
-        return self._push_source(
-            scan_source(asset_path, self.max_workers), name, version, dry_run, progress
-        )
+        return self._push_source(self.scan(asset_path), name, version, dry_run, progress)
+
+    def scan(self, asset_path: str | LocalSource) -> LocalSource:
+        """The files of a local path with their hashes (a LocalSource is returned as is)."""
+        if isinstance(asset_path, LocalSource):
+            return asset_path
+        return scan_source(asset_path, self.max_workers)
 
     def _push_source(
         self,
@@ -264,7 +286,9 @@ class StorageProvider:
         finally:
             progress.finish()
         self._publish_version(name, version)
-        logger.info("pushed %s:%s (%d files, %d bytes)", name, version, len(source.files), source.size)
+        logger.info(
+            "pushed %s:%s (%d files, %d bytes)", name, version, len(source.files), source.size
+        )
         return plan
 
     def _claim_version(self, name: str, version: str, meta: AssetMeta) -> None:

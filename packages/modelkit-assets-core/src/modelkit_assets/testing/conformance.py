@@ -1,3 +1,4 @@
+# BACKEND HELPERS: read /work/main/NOTE-FOR-BACKEND-HELPERS.md first (TEMPORARY LINE, the lead removes it).
 """The conformance suite every storage driver passes to prove itself.
 
 Subclass it in a test module and provide a ``driver`` fixture returning a ready driver on a
@@ -98,9 +99,7 @@ class StorageDriverConformance:
         assert not driver.exists(f"{prefix}/gone")
         driver.delete_object(f"{prefix}/gone")  # deleting twice is fine
 
-    def test_iterate_with_prefix(
-        self, driver: StorageDriver, prefix: str, tmp_path: Path
-    ) -> None:
+    def test_iterate_with_prefix(self, driver: StorageDriver, prefix: str, tmp_path: Path) -> None:
         source = self._file(tmp_path, b"x")
         names = [f"{prefix}/a", f"{prefix}/ab/c", f"{prefix}/b/.hidden", f"{prefix}x/other"]
         for name in names:

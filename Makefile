@@ -1,0 +1,44 @@
+# Two commands matter: `make demo` (the workflow on the local provider) and `make test`
+# (install everything into .venv and .tools, then ruff, mypy and the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := $(wildcard packages/modelkit-assets-*)
+AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
+PYTEST_ARGS ?=
+
+.PHONY: demo test install lint bench bench-smoke clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# The demo needs only the core: what a user of the local provider installs.
+$(VENV)/.core-installed: $(BIN)/python packages/modelkit-assets-core/pyproject.toml
+	$(BIN)/python -m pip install -q -e packages/modelkit-assets-core
+	touch $@
+
+$(VENV)/.installed: $(BIN)/python requirements-dev.txt $(wildcard packages/*/pyproject.toml)
+	$(BIN)/python -m pip install -q $(addprefix -e ,$(PACKAGES)) -r requirements-dev.txt
+	touch $@ $(VENV)/.core-installed
+
+# Azurite (Microsoft's Azure Storage emulator) for the Azure backend's tests.
+$(AZURITE):
+	npm install --prefix .tools/azurite --no-audit --no-fund --loglevel=error azurite@3.35.0
+
+install: $(VENV)/.installed $(AZURITE)
+
+demo: $(VENV)/.core-installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache

@@ -1,0 +1,397 @@
+"""``modelkit assets ...``: a thin shell over the Python API.
+
+Results go to stdout, logs, prompts and progress to stderr. Every error the library raises on
+purpose becomes one ``Error: ...`` line and exit code 1; usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
+
+import click
+
+from . import errors
+
+if TYPE_CHECKING:
+    from .progress import TransferProgress
+    from .source import LocalSource
+    from .store import PushPlan, StorageProvider
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+EXIT_CODES = """\b
+Exit codes: 0 success, 1 error (one line on stderr), 2 usage error.
+"""
+
+logger = logging.getLogger("modelkit_assets")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def handle_errors(function: Callable[P, T]) -> Callable[P, T]:
+    """Turn library errors into one line and exit 1, never a traceback (unless -v)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return function(*args, **kwargs)
+        except errors.ModelkitAssetsError as exc:
+            logger.debug("details", exc_info=True)
+            _fail(str(exc))
+        except OSError as exc:
+            logger.debug("details", exc_info=True)
+            _fail(f"{exc.strerror or exc}" + (f": {exc.filename!r}" if exc.filename else ""))
+        except (click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            logger.debug("details", exc_info=True)
+            _fail(f"unexpected {type(exc).__name__}: {exc} (run with -v for details)")
+
+    return wrapper
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    elif verbose == 1:
+        level = logging.INFO
+    elif verbose > 1:
+        level = logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger("modelkit_assets")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _human_size(size: int | None) -> str:
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="modelkit-assets-core", prog_name="modelkit")
+def modelkit_cli() -> None:
+    """modelkit: versioned, immutable ML assets."""
+
+
+@modelkit_cli.group("assets", epilog=EXIT_CODES)
+@click.option("-v", "--verbose", count=True, help="Log more to stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars, only errors on stderr.")
+@click.pass_context
+def assets_cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Push, list and fetch assets in the configured store (MODELKIT_STORAGE_*)."""
+    _configure_logging(verbose, quiet)
+    ctx.obj = {"quiet": quiet}
+
+
+def _progress(ctx: click.Context) -> TransferProgress:
+    """A progress bar on a terminal; nothing with --quiet or when stderr is not a terminal."""
+    from .progress import NO_PROGRESS
+
+    quiet = bool((ctx.find_object(dict) or {}).get("quiet"))
+    if quiet or not sys.stderr.isatty():
+        return NO_PROGRESS
+    from .cli_progress import RichProgress
+
+    return RichProgress()
+
+
+def _store(prefix: str | None) -> StorageProvider:
+    from .store import StorageProvider
+
+    return StorageProvider(prefix=prefix)
+
+
+def _describe(source: LocalSource, name: str, version: str, uri: str) -> None:
+    kind = f"directory of {len(source.files)} files" if source.is_directory else "file"
+    click.echo(f"Source:      {source.path} ({kind}, {_human_size(source.size)})", err=True)
+    click.echo(f"Asset:       {name}:{version}", err=True)
+    click.echo(f"Destination: {uri}", err=True)
+
+
+def _confirm(yes: bool, what: str) -> None:
+    if yes:
+        return
+    if not click.confirm(f"{what}?", default=False, err=True):
+        click.echo("Aborted: nothing was pushed.", err=True)
+        sys.exit(1)
+
+
+def _report(plan: PushPlan) -> None:
+    if plan.dry_run:
+        click.echo(f"Dry run: would push {plan.name}:{plan.version} to {plan.uri}")
+    else:
+        click.echo(f"Pushed {plan.name}:{plan.version} to {plan.uri}")
+
+
+_push_options = [
+    click.argument("asset_path"),
+    click.argument("asset_spec"),
+    click.option(
+        "--storage-prefix",
+        envvar="MODELKIT_STORAGE_PREFIX",
+        help="Prefix of every object [env MODELKIT_STORAGE_PREFIX; default modelkit-assets].",
+    ),
+    click.option("--dry-run", is_flag=True, help="Show what would be pushed; write nothing."),
+    click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation."),
+]
+
+
+def push_options(function: Callable[P, T]) -> Callable[P, T]:
+    for option in reversed(_push_options):
+        function = option(function)
+    return function
+
+
+@contextlib.contextmanager
+def _source(asset_path: str, store: StorageProvider) -> Iterator[LocalSource]:
+    from .remote_source import local_copy
+
+    with local_copy(asset_path, store.max_workers) as path:
+        yield store.scan(path)
+
+
+@assets_cli.command("new", epilog=EXIT_CODES)
+@push_options
+@click.pass_context
+@handle_errors
+def new_command(
+    ctx: click.Context,
+    asset_path: str,
+    asset_spec: str,
+    storage_prefix: str | None,
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    """Create asset ASSET_SPEC (a name) from ASSET_PATH, a file, a folder or a store URI."""
+    from .spec import AssetSpec
+
+    store = _store(storage_prefix)
+    spec = AssetSpec.from_string(asset_spec, versioning=store.versioning)
+    if spec.version or spec.sub_part:
+        raise errors.InvalidAssetSpecError(asset_spec, "give only a name to `new`")
+    if store.asset_exists(spec.name):
+        raise errors.AssetAlreadyExistsError(spec.name)
+    version = store.versioning.get_initial_version()
+    with _source(asset_path, store) as source:
+        _describe(source, spec.name, version, store.get_object_uri(spec.name, version))
+        if not dry_run:
+            _confirm(yes, f"Create {spec.name}:{version}")
+        plan = store.new(source, spec.name, version, dry_run=dry_run, progress=_progress(ctx))
+    _report(plan)
+
+
+@assets_cli.command("update", epilog=EXIT_CODES)
+@push_options
+@click.option("--bump-major", is_flag=True, help="Start a new major version (major_minor).")
+@click.pass_context
+@handle_errors
+def update_command(
+    ctx: click.Context,
+    asset_path: str,
+    asset_spec: str,
+    storage_prefix: str | None,
+    dry_run: bool,
+    yes: bool,
+    bump_major: bool,
+) -> None:
+    """Add a version to asset ASSET_SPEC (name, or name:MAJOR to bump an older major)."""
+    from .spec import AssetSpec
+
+    store = _store(storage_prefix)
+    spec = AssetSpec.from_string(asset_spec, versioning=store.versioning)
+    if spec.sub_part:
+        raise errors.InvalidAssetSpecError(asset_spec, "no [sub/part] when updating")
+    version = store.next_version(spec.name, spec.version, bump_major)
+    with _source(asset_path, store) as source:
+        _describe(source, spec.name, version, store.get_object_uri(spec.name, version))
+        if not dry_run:
+            _confirm(yes, f"Push {spec.name}:{version}")
+        plan = store.update_next(
+            source, spec.name, spec.version, bump_major, dry_run=dry_run, progress=_progress(ctx)
+        )
+    _report(plan)
+
+
+@assets_cli.command("list", epilog=EXIT_CODES)
+@click.option("--storage-prefix", envvar="MODELKIT_STORAGE_PREFIX", help="Prefix to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def list_command(storage_prefix: str | None, as_json: bool) -> None:
+    """List the assets of the store with their versions."""
+    store = _store(storage_prefix)
+    rows: list[dict[str, Any]] = []
+    for name, versions in store.iterate_assets():
+        push_date = None
+        if versions:
+            try:
+                push_date = store.read_meta(name, versions[0]).push_date.isoformat()
+            except errors.ModelkitAssetsError as exc:
+                logger.warning("cannot read the meta of %s:%s: %s", name, versions[0], exc)
+        rows.append(
+            {
+                "name": name,
+                "versions": versions,
+                "latest": versions[0] if versions else None,
+                "push_date": push_date,
+            }
+        )
+    if as_json:
+        _echo_json(
+            {
+                "provider": store.provider,
+                "bucket": store.driver.bucket,
+                "prefix": store.prefix,
+                "assets": rows,
+            }
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{store.provider} {store.driver.bucket} / {store.prefix}")
+    for column in ("name", "versions", "latest", "pushed"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["name"],
+            ", ".join(row["versions"]),
+            row["latest"] or "-",
+            (row["push_date"] or "-")[:19].replace("T", " "),
+        )
+    Console(soft_wrap=True).print(table)
+    if not rows:
+        click.echo("No assets.", err=True)
+
+
+@assets_cli.command("fetch", epilog=EXIT_CODES)
+@click.argument("asset")
+@click.option(
+    "--download", "--force", "download", is_flag=True, help="Download again even if it is cached."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the fetch info as JSON.")
+@handle_errors
+def fetch_command(asset: str, download: bool, as_json: bool) -> None:
+    """Fetch ASSET (name[:version][[sub/part]]) into MODELKIT_ASSETS_DIR; print its path."""
+    from .manager import AssetsManager
+
+    info = AssetsManager().fetch_asset(asset, return_info=True, force_download=download or None)
+    if as_json:
+        _echo_json(info)
+    else:
+        click.echo(info["path"])
+
+
+@assets_cli.command("plugins", epilog=EXIT_CODES)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def plugins_command(as_json: bool) -> None:
+    """List installed storage drivers and versioning systems, and broken plugins."""
+    from .plugins import get_registry
+
+    registry = get_registry()
+    drivers: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "distribution": r.source.distribution,
+            "version": r.source.version,
+            "schemes": list(r.record.schemes),
+            "capabilities": sorted(r.record.capabilities),
+            "description": r.record.description,
+        }
+        for name, r in sorted(registry.drivers.items())
+    ]
+    systems: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "distribution": r.source.distribution,
+            "version": r.source.version,
+            "description": r.record.description,
+        }
+        for name, r in sorted(registry.versioning_systems.items())
+    ]
+    broken = [
+        {
+            "entry_point": b.entry_point,
+            "distribution": b.source.distribution,
+            "version": b.source.version,
+            "error": b.error,
+        }
+        for b in registry.broken
+    ]
+    conflicts = [
+        {"kind": kind, "name": name, "distributions": [str(s) for s in sources]}
+        for (kind, name), sources in sorted(registry.conflicts.items())
+    ]
+    if as_json:
+        _echo_json(
+            {
+                "storage_drivers": drivers,
+                "versioning_systems": systems,
+                "broken": broken,
+                "conflicts": conflicts,
+            }
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=True)
+    table = Table(title="Storage drivers")
+    for column in ("name", "distribution", "schemes", "capabilities"):
+        table.add_column(column)
+    for d in drivers:
+        table.add_row(
+            d["name"],
+            f"{d['distribution']} {d['version']}",
+            ", ".join(d["schemes"]) or "-",
+            ", ".join(d["capabilities"]) or "-",
+        )
+    console.print(table)
+    table = Table(title="Versioning systems")
+    for column in ("name", "distribution", "description"):
+        table.add_column(column)
+    for s in systems:
+        table.add_row(s["name"], f"{s['distribution']} {s['version']}", s["description"])
+    console.print(table)
+    for b in broken:
+        click.echo(
+            f"broken plugin {b['entry_point']} ({b['distribution']} {b['version']}): {b['error']}",
+            err=True,
+        )
+    for c in conflicts:
+        click.echo(
+            f"conflict: {c['kind']} {c['name']!r} registered by {' and '.join(c['distributions'])}",
+            err=True,
+        )
+
+
+assets_cli.add_command(plugins_command, "drivers")
+
+
+def main() -> None:
+    """Console entry point."""
+    modelkit_cli(prog_name="modelkit")
