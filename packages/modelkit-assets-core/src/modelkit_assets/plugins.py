@@ -8,7 +8,6 @@ Discovery imports plugin modules only; drivers and their SDKs load when first us
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -180,12 +179,18 @@ def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None) -> 
     return registry
 
 
-@functools.cache
+_registry: PluginRegistry | None = None
+
+
 def get_registry() -> PluginRegistry:
     """The registry of installed plugins, built once per process."""
-    return load_registry()
+    global _registry
+    if _registry is None:
+        _registry = load_registry()
+    return _registry
 
 
-def reset_registry() -> None:
-    """Forget the cached registry, so newly installed plugins are seen (used by tests)."""
-    get_registry.cache_clear()
+def reset_registry(registry: PluginRegistry | None = None) -> None:
+    """Forget the registry so newly installed plugins are seen, or use the one given (tests)."""
+    global _registry
+    _registry = registry
