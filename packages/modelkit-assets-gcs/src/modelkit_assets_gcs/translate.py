@@ -1,0 +1,92 @@
+"""Turning google-cloud-storage and google-auth exceptions into modelkit-assets errors.
+
+============================================  =========================================
+SDK exception                                 modelkit-assets error
+============================================  =========================================
+NotFound on an object                         ObjectDoesNotExistError, or
+                                              BucketDoesNotExistError if the bucket is
+                                              missing (the driver checks, then asks here)
+NotFound on the bucket (listing)              BucketDoesNotExistError
+PreconditionFailed (412)                      PreconditionFailedError, or
+                                              ObjectAlreadyExistsError (in the driver)
+Forbidden (403), Unauthorized (401),          StorageAccessDeniedError
+a refused credentials refresh
+RetryError, 5xx and 429, connection errors    StorageUnavailableError (the SDK's retry
+and timeouts                                  policy gave up within the time budget)
+anything else from the SDK                    StorageDriverError
+============================================  =========================================
+
+Messages are one line: the status and the first line of the server's message, never the request
+headers, tokens or key material.
+"""
+
+from __future__ import annotations
+
+import http
+from typing import Final
+
+from modelkit_assets import errors
+
+PROVIDER: Final = "gcs"
+_MAX_DETAIL: Final = 200
+
+
+def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | None:
+    """The modelkit-assets error for ``exc``; None if it is not a storage fault."""
+    import requests
+    from google.api_core import exceptions as api
+    from google.auth import exceptions as auth
+
+    if isinstance(exc, api.RetryError):
+        cause = exc.cause if exc.cause is not None else exc
+        return errors.StorageUnavailableError(
+            PROVIDER, f"{exc.message.rstrip('.')} while retrying: {detail(cause)}"
+        )
+    if isinstance(exc, api.NotFound):
+        return errors.BucketDoesNotExistError(PROVIDER, bucket)
+    if isinstance(exc, (api.Forbidden, api.Unauthorized)):
+        return errors.StorageAccessDeniedError(PROVIDER, bucket, detail(exc))
+    if isinstance(exc, auth.RefreshError) and not exc.retryable:
+        return errors.StorageAccessDeniedError(
+            PROVIDER, bucket, f"the credentials were refused: {detail(exc)}"
+        )
+    if is_transient(exc):
+        return errors.StorageUnavailableError(PROVIDER, detail(exc))
+    if isinstance(exc, (api.GoogleAPIError, auth.GoogleAuthError, requests.RequestException)):
+        return errors.StorageDriverError(f"{PROVIDER} request failed: {detail(exc)}")
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A fault the SDK's retry policy retries: its own predicate decides, so the two agree."""
+    from google.auth import exceptions as auth
+    from google.cloud.storage.retry import _should_retry
+
+    if isinstance(exc, auth.RefreshError):
+        return bool(exc.retryable)
+    return bool(_should_retry(exc))
+
+
+def detail(exc: BaseException) -> str:
+    """A short, single-line description of ``exc``: its status and its first line."""
+    from google.api_core import exceptions as api
+
+    if isinstance(exc, api.GoogleAPICallError) and exc.code is not None:
+        try:
+            reason = http.HTTPStatus(exc.code).phrase
+        except ValueError:
+            reason = ""
+        return f"HTTP {exc.code} {reason}".strip() + _server_message(exc.message)
+    return _one_line(f"{type(exc).__name__}: {exc}")
+
+
+def _server_message(message: str) -> str:
+    """The server's own words from ``'METHOD URL: message'``, unless they add nothing."""
+    words = _one_line(message).rsplit(": ", 1)[-1].strip(" .")
+    generic = {"", "not found", "forbidden", "unauthorized", "precondition failed"}
+    return "" if words.lower() in generic else f" ({words[:_MAX_DETAIL]})"
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _MAX_DETAIL else line[: _MAX_DETAIL - 3] + "..."
