@@ -1,0 +1,287 @@
+"""The ``az`` driver: a container of an Azure storage account holds the objects.
+
+Conditional writes are atomic on the service: create-only is ``If-None-Match: *`` (the SDK's
+``overwrite=False``, answered 409 ``BlobAlreadyExists``), compare-and-swap is ``If-Match`` on the
+ETag read with the data (answered 412 ``ConditionNotMet``). An object is never deleted and
+re-uploaded: readers would find it missing in between. Large files move in blocks and ranged GETs
+with ``max_concurrency`` connections, streamed between the file and the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import io
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Final
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+)
+from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
+from modelkit_assets import errors
+from modelkit_assets.drivers.base import StorageDriver
+from modelkit_assets.paths import check_relative_part
+from modelkit_assets.records import CONDITIONAL_WRITES
+
+from .client import (
+    CONNECTION_STRING_ENV,
+    AzureSettings,
+    Secret,
+    account_name,
+    build_service_client,
+    redact,
+)
+
+_NAME: Final = "az"
+_CONFLICT_CODES: Final = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
+_DENIED_STATUSES: Final = frozenset({401, 403})
+_TRANSIENT_STATUSES: Final = frozenset({408, 429})
+
+
+def _error_code(exc: HttpResponseError) -> str:
+    code = exc.error_code
+    if isinstance(code, enum.Enum):
+        return str(code.value)
+    return str(code or "")
+
+
+def _one_line(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return redact(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+
+
+class AzureStorageDriver(StorageDriver):
+    """Objects are block blobs in the container ``bucket``.
+
+    Credentials: ``client=`` (a ready ``BlobServiceClient``), else ``connection_string=``, else
+    ``AZURE_STORAGE_CONNECTION_STRING``. Further keywords tune transfers (see
+    :class:`~modelkit_assets_az.client.AzureSettings`).
+    """
+
+    provider_name = _NAME
+    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+
+    def __init__(
+        self,
+        bucket: str | None = None,
+        *,
+        client: Any = None,
+        timeout_s: float = 300.0,
+        lazy: bool = False,
+        connection_string: str | None = None,
+        **settings: Any,
+    ) -> None:
+        super().__init__(bucket, client=client, timeout_s=timeout_s, lazy=lazy)
+        self.settings = AzureSettings.from_kwargs(settings)
+        if client is not None and not isinstance(client, BlobServiceClient):
+            raise errors.ConfigurationError(
+                f"client= must be an azure.storage.blob.BlobServiceClient, "
+                f"not {type(client).__name__}"
+            )
+        self._service: BlobServiceClient | None = client
+        self._connection_string = Secret(
+            connection_string or os.environ.get(CONNECTION_STRING_ENV, "").strip()
+        )
+        if client is None and not self._connection_string.reveal():
+            raise errors.ConfigurationError(
+                f"no Azure credentials: set {CONNECTION_STRING_ENV}, "
+                "or pass connection_string= or client="
+            )
+        self._container: ContainerClient | None = None
+        self._lock = threading.Lock()
+        if not lazy:
+            self._container_client()
+
+    def __repr__(self) -> str:
+        account = (
+            self._service.account_name
+            if self._service is not None
+            else account_name(self._connection_string.reveal())
+        )
+        return f"{type(self).__name__}(bucket={self.bucket!r}, account={account!r})"
+
+    # -- the client, built once and shared by every thread ---------------------------------------
+
+    def _container_client(self) -> ContainerClient:
+        if self._container is None:
+            with self._lock:
+                if self._container is None:
+                    if self._service is None:
+                        self._service = build_service_client(
+                            self._connection_string, self.timeout_s, self.settings
+                        )
+                    self._container = self._service.get_container_client(self.bucket)
+        return self._container
+
+    def _blob(self, object_name: str) -> BlobClient:
+        return self._container_client().get_blob_client(object_name)
+
+    # -- errors --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translate(
+        self,
+        object_name: str | None = None,
+        on_conflict: Callable[[], errors.StorageDriverError] | None = None,
+    ) -> Iterator[None]:
+        """Turn the SDK's exceptions into the core's, without their (possibly secret) details."""
+        try:
+            yield
+        except HttpResponseError as exc:
+            raise self._mapped(exc, object_name, on_conflict) from None
+        except AzureError as exc:  # no answer: connection refused, timeout, reset...
+            raise errors.StorageUnavailableError(
+                _NAME, f"{_one_line(exc)} (retried for up to {self.timeout_s:g} s)"
+            ) from None
+
+    def _mapped(
+        self,
+        exc: HttpResponseError,
+        object_name: str | None,
+        on_conflict: Callable[[], errors.StorageDriverError] | None,
+    ) -> errors.StorageDriverError:
+        code, status = _error_code(exc), exc.status_code
+        if on_conflict is not None and (status in (409, 412) and code in _CONFLICT_CODES):
+            return on_conflict()
+        if code == "ContainerNotFound":
+            return errors.BucketDoesNotExistError(_NAME, self.bucket)
+        if object_name is not None and (code == "BlobNotFound" or status == 404):
+            return errors.ObjectDoesNotExistError(_NAME, self.bucket, object_name)
+        if status in _DENIED_STATUSES or isinstance(exc, ClientAuthenticationError):
+            detail = code or ("the account key is not valid" if status is None else str(status))
+            return errors.StorageAccessDeniedError(_NAME, self.bucket, detail)
+        if status is None or status >= 500 or status in _TRANSIENT_STATUSES:
+            return errors.StorageUnavailableError(
+                _NAME, f"{code or status} (retried for up to {self.timeout_s:g} s)"
+            )
+        what = f" on {object_name!r}" if object_name else ""
+        return errors.StorageDriverError(
+            f"az request{what} in container {self.bucket!r} failed with {status} "
+            f"{code}: {_one_line(exc)}"
+        )
+
+    # -- the interface ---------------------------------------------------------------------------
+
+    def iterate_objects(self, prefix: str | None = None) -> Iterator[str]:
+        container = self._container_client()
+        with self._translate():
+            pages = container.list_blobs(
+                name_starts_with=prefix or None, results_per_page=self.settings.list_page_size
+            ).by_page()
+            for page in pages:
+                for blob in page:
+                    yield blob.name
+
+    def upload_object(self, file_path: str, object_name: str) -> None:
+        self._upload_file(file_path, object_name, overwrite=True)
+
+    def create_object(self, file_path: str, object_name: str) -> None:
+        self._upload_file(
+            file_path,
+            object_name,
+            overwrite=False,
+            on_conflict=lambda: errors.ObjectAlreadyExistsError(object_name),
+        )
+
+    def _upload_file(
+        self,
+        file_path: str,
+        object_name: str,
+        overwrite: bool,
+        on_conflict: Callable[[], errors.StorageDriverError] | None = None,
+    ) -> None:
+        blob = self._blob(object_name)
+        with open(file_path, "rb") as f, self._translate(object_name, on_conflict):
+            # overwrite=False sends If-None-Match: * with the single PUT or the block list commit
+            blob.upload_blob(
+                f,
+                length=os.fstat(f.fileno()).st_size,
+                overwrite=overwrite,
+                max_concurrency=self.settings.max_concurrency,
+            )
+
+    def download_object(self, object_name: str, destination_path: str) -> None:
+        blob = self._blob(object_name)
+        with self._translate(object_name):
+            # The first GET answers 404 before the destination is created; later chunks are
+            # pinned to its ETag by the SDK, so a concurrent overwrite cannot mix versions.
+            stream = blob.download_blob(max_concurrency=self.settings.max_concurrency)
+            try:
+                with open(destination_path, "wb") as f:
+                    stream.readinto(f)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(destination_path)
+                raise
+
+    def delete_object(self, object_name: str) -> None:
+        blob = self._blob(object_name)
+        with contextlib.suppress(errors.ObjectDoesNotExistError), self._translate(object_name):
+            blob.delete_blob(delete_snapshots="include")
+
+    def exists(self, object_name: str) -> bool:
+        blob = self._blob(object_name)
+        try:
+            with self._translate(object_name):
+                blob.get_blob_properties()
+        except errors.ObjectDoesNotExistError:
+            return False
+        return True
+
+    def get_object_uri(self, object_name: str, sub_part: str | None = None) -> str:
+        uri = f"az://{self.bucket}/{object_name}"
+        if sub_part:
+            uri += "/" + "/".join(check_relative_part(sub_part, "a sub-part"))
+        return uri
+
+    # -- conditional writes ----------------------------------------------------------------------
+
+    def read_object(self, object_name: str) -> tuple[bytes, str | None]:
+        """The object's bytes and the ETag of that very content."""
+        blob = self._blob(object_name)
+        with self._translate(object_name):
+            while True:
+                buffer = io.BytesIO()
+                stream = blob.download_blob()
+                stream.readinto(buffer)
+                etag = stream.properties.etag
+                if buffer.tell() or self._still_empty(blob, etag):
+                    return buffer.getvalue(), etag
+
+    @staticmethod
+    def _still_empty(blob: BlobClient, etag: str) -> bool:
+        """Whether the blob at ``etag`` really is empty.
+
+        The SDK reads an empty blob in two GETs (a ranged one answered 416, then a plain one
+        whose body it drops and whose ETag it keeps): a write between them would pair the new
+        ETag with no content, and a compare-and-swap on it would lose that write.
+        """
+        properties = blob.get_blob_properties()
+        return bool(properties.etag == etag and properties.size == 0)
+
+    def write_object(
+        self,
+        data: bytes,
+        object_name: str,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> None:
+        conditions: dict[str, Any] = {"overwrite": not if_absent}
+        if if_match is not None and not if_absent:
+            conditions.update(etag=if_match, match_condition=MatchConditions.IfNotModified)
+        blob = self._blob(object_name)
+        on_conflict = lambda: errors.PreconditionFailedError(object_name)  # noqa: E731
+        try:
+            with self._translate(object_name, on_conflict):
+                blob.upload_blob(data, **conditions)
+        except errors.ObjectDoesNotExistError:
+            if if_match is None:
+                raise
+            raise errors.PreconditionFailedError(object_name) from None
