@@ -1,1 +1,211 @@
-"""Backend fixtures for s3 (filled in by its backend package work)."""
+"""S3 servers for the suite: moto (``s3-moto``, with KMS) and SeaweedFS (``s3-seaweedfs``).
+
+Both run as child processes on free loopback ports, once per session, logging to files. SeaweedFS
+is started with credentials in its environment, which turns its authentication on: the suite then
+proves that wrong credentials are refused (moto accepts any). Every one of SeaweedFS's extra
+ports (master, volume, filer, admin and their gRPC ports) is a free port too, and its unix
+sockets live in its temporary folder, so two test runs can coexist.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import pytest
+
+from tests.servers import BACKENDS, Backend
+from tests.servers.process import ServerProcess, free_port, http_ready, start_server
+
+BACKENDS.extend(["s3-moto", "s3-seaweedfs"])
+
+BUCKET: Final = "modelkit-test"
+REGION: Final = "us-east-1"
+#: SeaweedFS checks signatures against these; moto accepts anything.
+ACCESS_KEY: Final = "modelkit-test-key"
+SECRET_KEY: Final = "modelkit-test-secret-0123456789"
+_WEED_PORTS: Final = (
+    "s3.port.grpc",
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+)
+
+
+@attrs.frozen
+class S3Server:
+    """A running S3 endpoint and the credentials it accepts."""
+
+    name: str
+    endpoint: str
+    process: ServerProcess
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "S3_ENDPOINT": self.endpoint,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
+    def client(self, service: str = "s3", **kwargs: Any) -> Any:
+        """A plain boto3 client on this server (for setting up and inspecting, not mocking)."""
+        import boto3
+
+        options = {
+            "endpoint_url": self.endpoint,
+            "aws_access_key_id": ACCESS_KEY,
+            "aws_secret_access_key": SECRET_KEY,
+            "region_name": REGION,
+            **kwargs,
+        }
+        return boto3.client(service, **options)  # type: ignore[call-overload]
+
+
+def _bin(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    found = str(path) if path.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: run `make install`", pytrace=False)
+    return found
+
+
+def _without_aws_env() -> pytest.MonkeyPatch:
+    """A monkeypatch context that hides the developer's AWS settings from a server."""
+    patch = pytest.MonkeyPatch()
+    for key in list(os.environ):
+        if key.startswith(("AWS_", "S3_")):
+            patch.delenv(key)
+    return patch
+
+
+def _free_admin_port() -> int:
+    # SeaweedFS's worker dials the admin gRPC port at admin port + 10000, whatever the flags say.
+    for _ in range(50):
+        port = free_port()
+        if port + 10000 < 65536 and _is_free(port + 10000):
+            return port
+    pytest.fail("no free pair of ports for the SeaweedFS admin server", pytrace=False)
+
+
+def _is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def moto_server(server_logs: Path) -> Iterator[S3Server]:
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    patch = _without_aws_env()
+    try:
+        process = start_server(
+            "moto",
+            [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            http_ready(f"{endpoint}/moto-api/"),
+            server_logs,
+        )
+    finally:
+        patch.undo()
+    server = S3Server("moto", endpoint, process)
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+        yield server
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server(
+    server_logs: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[S3Server]:
+    data = tmp_path_factory.mktemp("seaweedfs")
+    port, admin = free_port(), _free_admin_port()
+    ports = {name: free_port() for name in _WEED_PORTS}
+    command = [
+        _bin("weed"),
+        "mini",
+        f"-dir={data}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={port}",
+        *(f"-{name}={value}" for name, value in ports.items()),
+        f"-admin.port={admin}",
+        f"-admin.port.grpc={admin + 10000}",
+        f"-s3.localSocket={data}/s3.sock",
+        f"-filer.localSocket={data}/filer.sock",
+        f"-bucket={BUCKET}",
+        "-s3.autoCreateBucket=false",  # a missing bucket must stay missing
+        "-webdav=false",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.telemetry=false",
+    ]
+    endpoint = f"http://127.0.0.1:{port}"
+    patch = _without_aws_env()
+    try:
+        # Credentials in its environment turn SeaweedFS's authentication on.
+        process = start_server(
+            "seaweedfs",
+            command,
+            http_ready(f"{endpoint}/healthz", [200]),
+            server_logs,
+            env={"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY},
+            cwd=data,
+        )
+    finally:
+        patch.undo()
+    server = S3Server("seaweedfs", endpoint, process)
+    try:
+        _wait_for_bucket(server)
+        yield server
+    finally:
+        process.stop()
+
+
+def _wait_for_bucket(server: S3Server, timeout_s: float = 30.0) -> None:
+    """SeaweedFS answers /healthz before its filer has made the bucket: wait for it."""
+    import time
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = server.client()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.head_bucket(Bucket=BUCKET)
+            return
+        except (ClientError, BotoCoreError) as exc:
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"seaweedfs has no bucket {BUCKET} after {timeout_s:g} s ({exc}):\n"
+                    + server.process.log_tail(),
+                    pytrace=False,
+                )
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def s3_moto_backend(moto_server: S3Server) -> Backend:
+    return Backend(id="s3-moto", provider="s3", bucket=BUCKET, env=moto_server.env)
+
+
+@pytest.fixture(scope="session")
+def s3_seaweedfs_backend(seaweedfs_server: S3Server) -> Backend:
+    return Backend(id="s3-seaweedfs", provider="s3", bucket=BUCKET, env=seaweedfs_server.env)

@@ -1,0 +1,268 @@
+"""The ``s3`` driver: one boto3 client (one connection pool) per driver, shared by all threads.
+
+Plain uploads and all downloads go through one s3transfer ``TransferManager`` (multipart and
+ranged parts in parallel, streamed from and to disk). Conditional writes are atomic on the
+server: create-only is ``PutObject`` (or ``CompleteMultipartUpload``, for large files) with
+``If-None-Match: *``, compare-and-swap is ``PutObject`` with ``If-Match: <ETag>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from s3transfer.exceptions import RetriesExceededError
+
+from modelkit_assets import errors
+from modelkit_assets.drivers.base import StorageDriver
+from modelkit_assets.records import CONDITIONAL_WRITES
+
+from .errors import PROVIDER, error_code, http_status, is_missing, is_precondition_failed, translate
+from .errors import redact_url as _redact_url
+from .multipart import MULTIPART_THRESHOLD, upload_if_absent
+from .settings import S3Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from s3transfer.manager import TransferManager
+
+T = TypeVar("T")
+
+#: What boto3 and s3transfer raise; anything else is a bug and propagates as it is.
+_SDK_ERRORS: Final = (ClientError, BotoCoreError, RetriesExceededError)
+#: Part uploads of create-only multipart uploads in flight at once, per driver.
+_PART_WORKERS: Final = 8
+#: Requests in flight at once for the transfer manager's uploads and downloads, per driver.
+_TRANSFER_WORKERS: Final = 16
+
+
+class S3StorageDriver(StorageDriver):
+    """Objects in an S3 bucket (AWS, or any S3-compatible store through ``endpoint_url``).
+
+    Settings are keyword arguments named as for ``boto3.client`` (``aws_access_key_id``,
+    ``aws_secret_access_key``, ``aws_session_token``, ``region_name``, ``endpoint_url``), plus
+    ``aws_kms_key_id``, ``profile_name`` and ``retry_mode``; see :mod:`.settings` for the
+    environment variables they fall back to. ``client=`` takes a ready boto3 S3 client, used as
+    it is (its own retry and timeout configuration then applies).
+    """
+
+    provider_name = PROVIDER
+    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+
+    def __init__(
+        self,
+        bucket: str | None = None,
+        *,
+        client: Any = None,
+        timeout_s: float = 300.0,
+        lazy: bool = False,
+        **settings: Any,
+    ) -> None:
+        super().__init__(bucket, client=client, timeout_s=timeout_s, lazy=lazy)
+        self.settings = S3Settings.from_kwargs(settings)
+        self._client: S3Client | None = client
+        self._transfer: TransferManager | None = None
+        self._parts: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._bucket_seen = False
+        if self._client is None and not lazy:
+            self._client = self.settings.make_client(timeout_s)
+
+    def __repr__(self) -> str:
+        endpoint = self.settings.endpoint_url
+        where = f", endpoint_url={_redact_url(endpoint)!r}" if endpoint else ""
+        return f"{type(self).__name__}(bucket={self.bucket!r}{where})"
+
+    # -- the client and its helpers, built once (on first use when lazy) -------------------------
+
+    @property
+    def client(self) -> S3Client:
+        """The boto3 S3 client every call of this driver uses."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self.settings.make_client(self.timeout_s)
+        return self._client
+
+    @property
+    def transfer(self) -> TransferManager:
+        """The transfer manager for plain uploads and downloads, on :attr:`client`."""
+        if self._transfer is None:
+            client = self.client
+            with self._lock:
+                if self._transfer is None:
+                    from boto3.s3.transfer import TransferConfig, create_transfer_manager
+
+                    config = TransferConfig(
+                        multipart_threshold=MULTIPART_THRESHOLD,
+                        max_concurrency=_TRANSFER_WORKERS,
+                        preferred_transfer_client="classic",
+                    )
+                    self._transfer = create_transfer_manager(client, config)
+        return self._transfer
+
+    def _part_pool(self) -> ThreadPoolExecutor:
+        if self._parts is None:
+            with self._lock:
+                if self._parts is None:
+                    self._parts = ThreadPoolExecutor(_PART_WORKERS, "modelkit-s3-part")
+        return self._parts
+
+    def close(self) -> None:
+        """Stop the transfer threads (the driver can still be used: they restart on demand)."""
+        with self._lock:
+            transfer, self._transfer = self._transfer, None
+            parts, self._parts = self._parts, None
+        if transfer is not None:
+            transfer.shutdown()
+        if parts is not None:
+            parts.shutdown()
+
+    def _call(self, action: str, object_name: str | None, call: Callable[[], T]) -> T:
+        """Run one SDK call, turning its exceptions into modelkit-assets errors."""
+        try:
+            return call()
+        except _SDK_ERRORS as exc:
+            if object_name is not None and is_missing(exc):
+                raise self._missing(object_name) from None
+            raise translate(exc, self.bucket, object_name, action) from None
+
+    def _missing(self, object_name: str) -> errors.StorageDriverError:
+        """A 404 on an object: HEAD answers do not say whether the object or the bucket."""
+        if self._bucket_exists():
+            return errors.ObjectDoesNotExistError(PROVIDER, self.bucket, object_name)
+        return errors.BucketDoesNotExistError(PROVIDER, self.bucket)
+
+    def _bucket_exists(self) -> bool:
+        if self._bucket_seen:
+            return True
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except _SDK_ERRORS as exc:
+            if http_status(exc) == 404 or error_code(exc) == "NoSuchBucket":
+                return False
+            # Without s3:ListBucket the answer is 403: the object was missing all the same.
+            return True
+        self._bucket_seen = True
+        return True
+
+    # -- the driver interface --------------------------------------------------------------------
+
+    def iterate_objects(self, prefix: str | None = None) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix or "")
+        try:
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    yield item["Key"]
+        except _SDK_ERRORS as exc:
+            raise translate(exc, self.bucket, None, "listing") from None
+
+    def upload_object(self, file_path: str, object_name: str) -> None:
+        args = self.settings.upload_args
+        self._call(
+            "upload",
+            object_name,
+            lambda: self.transfer.upload(file_path, self.bucket, object_name, args).result(),
+        )
+
+    def download_object(self, object_name: str, destination_path: str) -> None:
+        self._call(
+            "download",
+            object_name,
+            lambda: self.transfer.download(self.bucket, object_name, destination_path).result(),
+        )
+
+    def delete_object(self, object_name: str) -> None:
+        self._call(
+            "delete",
+            object_name,
+            lambda: self.client.delete_object(Bucket=self.bucket, Key=object_name),
+        )
+
+    def exists(self, object_name: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=object_name)
+        except _SDK_ERRORS as exc:
+            if not is_missing(exc):
+                raise translate(exc, self.bucket, object_name, "existence check") from None
+            if not self._bucket_exists():
+                raise errors.BucketDoesNotExistError(PROVIDER, self.bucket) from None
+            return False
+        return True
+
+    def get_object_uri(self, object_name: str, sub_part: str | None = None) -> str:
+        uri = f"s3://{self.bucket}/{object_name}"
+        return f"{uri}/{sub_part.strip('/')}" if sub_part else uri
+
+    # -- conditional writes ------------------------------------------------------------------------
+
+    def create_object(self, file_path: str, object_name: str) -> None:
+        size = os.path.getsize(file_path)
+        try:
+            if size < MULTIPART_THRESHOLD:
+                with open(file_path, "rb") as body:
+                    self._put(object_name, body, IfNoneMatch="*")
+            else:
+                self._create_large(file_path, size, object_name)
+        except _SDK_ERRORS as exc:
+            if is_precondition_failed(exc):
+                raise errors.ObjectAlreadyExistsError(object_name) from None
+            raise translate(exc, self.bucket, object_name, "upload") from None
+
+    def _create_large(self, file_path: str, size: int, object_name: str) -> None:
+        # Resumed pushes find their large files already there: skip re-sending them.
+        with contextlib.suppress(ClientError):
+            self.client.head_object(Bucket=self.bucket, Key=object_name)
+            raise errors.ObjectAlreadyExistsError(object_name)
+        upload_if_absent(
+            self.client,
+            self._part_pool(),
+            file_path,
+            size,
+            self.bucket,
+            object_name,
+            self.settings.upload_args,
+        )
+
+    def read_object(self, object_name: str) -> tuple[bytes, str | None]:
+        def get() -> tuple[bytes, str | None]:
+            response = self.client.get_object(Bucket=self.bucket, Key=object_name)
+            with contextlib.closing(response["Body"]):
+                return response["Body"].read(), response.get("ETag")
+
+        return self._call("read", object_name, get)
+
+    def write_object(
+        self,
+        data: bytes,
+        object_name: str,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> None:
+        condition = {"IfNoneMatch": "*"} if if_absent else {}
+        if if_match is not None and not if_absent:
+            condition = {"IfMatch": if_match}
+        try:
+            self._put(object_name, data, **condition)
+        except _SDK_ERRORS as exc:
+            # AWS answers If-Match on a missing object with 404 NoSuchKey, others with 412.
+            lost = is_precondition_failed(exc) or (bool(condition) and is_missing(exc))
+            if lost and error_code(exc) != "NoSuchBucket":
+                raise errors.PreconditionFailedError(object_name) from None
+            raise translate(exc, self.bucket, object_name, "write") from None
+
+    def _put(self, object_name: str, body: Any, **condition: str) -> None:
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=object_name,
+            Body=body,
+            **self.settings.upload_args,  # type: ignore[arg-type]
+            **condition,  # type: ignore[arg-type]
+        )

@@ -1,0 +1,166 @@
+"""botocore's exceptions, told apart and turned into modelkit-assets errors.
+
+===============================================  =========================================
+botocore / S3                                    modelkit-assets
+===============================================  =========================================
+NoSuchKey, 404 on an object                      ObjectDoesNotExistError
+NoSuchBucket (a bare 404 is probed by the driver)  BucketDoesNotExistError
+412 PreconditionFailed, 409 ConditionalRequest-  PreconditionFailedError (create-only
+Conflict                                         writes: ObjectAlreadyExistsError)
+403, AccessDenied, InvalidAccessKeyId,           StorageAccessDeniedError
+SignatureDoesNotMatch, expired tokens, no
+credentials at all
+connection refused/reset, timeouts, 5xx and      StorageUnavailableError (botocore has
+throttling that outlived botocore's retries      already retried them)
+invalid parameters (a malformed bucket name)     ConfigurationError
+anything else                                    StorageDriverError
+===============================================  =========================================
+
+Messages are one line and carry the S3 error code; only errors outside the table add the
+server's message (cut to one short line). Nothing from the credentials is ever included.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Final
+
+from botocore import exceptions as boto
+from s3transfer.exceptions import RetriesExceededError
+
+from modelkit_assets import errors
+
+PROVIDER: Final = "s3"
+
+_MISSING_OBJECT: Final = frozenset({"NoSuchKey", "404", "NotFound"})
+_PRECONDITION: Final = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+_DENIED: Final = frozenset(
+    {
+        "403",
+        "AccessDenied",
+        "AllAccessDisabled",
+        "AccountProblem",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+        "InvalidSecurity",
+    }
+)
+_TRANSIENT: Final = frozenset(
+    {
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "TooManyRequestsException",
+    }
+)
+_UNREACHABLE: Final = (
+    boto.EndpointConnectionError,
+    boto.ConnectionClosedError,
+    boto.ConnectTimeoutError,
+    boto.ReadTimeoutError,
+    boto.ProxyConnectionError,
+    boto.HTTPClientError,
+    RetriesExceededError,
+)
+_NO_CREDENTIALS: Final = (
+    boto.NoCredentialsError,
+    boto.PartialCredentialsError,
+    boto.CredentialRetrievalError,
+)
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code of a ClientError (``'NoSuchKey'``, ``'404'``...), else ''."""
+    if not isinstance(exc, boto.ClientError):
+        return ""
+    error = exc.response.get("Error", {})
+    return str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+
+
+def http_status(exc: BaseException) -> int:
+    if not isinstance(exc, boto.ClientError):
+        return 0
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def is_missing(exc: BaseException) -> bool:
+    """A 404 that does not say the bucket is missing (HEAD answers carry no code at all)."""
+    return error_code(exc) in _MISSING_OBJECT or (
+        http_status(exc) == 404 and error_code(exc) not in {"NoSuchBucket", "NoSuchUpload"}
+    )
+
+
+def is_precondition_failed(exc: BaseException) -> bool:
+    return error_code(exc) in _PRECONDITION or http_status(exc) == 412
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def translate(
+    exc: Exception, bucket: str, object_name: str | None = None, action: str = "request"
+) -> errors.ModelkitAssetsError:
+    """The modelkit-assets error for a boto3/botocore exception raised by ``action``."""
+    if isinstance(exc, errors.ModelkitAssetsError):
+        return exc
+    code, status = error_code(exc), http_status(exc)
+    if code == "NoSuchBucket":
+        return errors.BucketDoesNotExistError(PROVIDER, bucket)
+    if object_name is not None and is_missing(exc):
+        return errors.ObjectDoesNotExistError(PROVIDER, bucket, object_name)
+    if object_name is not None and is_precondition_failed(exc):
+        return errors.PreconditionFailedError(object_name)
+    if code in _DENIED or status == 403:
+        return errors.StorageAccessDeniedError(PROVIDER, bucket, code)
+    if isinstance(exc, _NO_CREDENTIALS):
+        return errors.StorageAccessDeniedError(
+            PROVIDER,
+            bucket,
+            "no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "or AWS_PROFILE",
+        )
+    if code in _TRANSIENT or status >= 500 or status == 429:
+        return errors.StorageUnavailableError(PROVIDER, f"{action} failed with {code} after retries")
+    if isinstance(exc, _UNREACHABLE):
+        return errors.StorageUnavailableError(PROVIDER, _unreachable_detail(exc, action))
+    if isinstance(exc, boto.ParamValidationError):
+        return errors.ConfigurationError(f"invalid s3 {action}: {_one_line(str(exc))}")
+    what = f" of {object_name!r}" if object_name else ""
+    detail = code or type(exc).__name__
+    return errors.StorageDriverError(
+        f"s3 {action}{what} in bucket {bucket!r} failed: {detail}"
+        + (f" ({_one_line(_message(exc))})" if _message(exc) else "")
+    )
+
+
+def _unreachable_detail(exc: Exception, action: str) -> str:
+    endpoint = getattr(exc, "kwargs", {}).get("endpoint_url")
+    where = f" {redact_url(str(endpoint))}" if endpoint else ""
+    return f"{action} could not reach the endpoint{where} ({type(exc).__name__}), even after retries"
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, boto.ClientError):
+        return str(exc.response.get("Error", {}).get("Message") or "")
+    return ""
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
