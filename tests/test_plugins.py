@@ -66,8 +66,8 @@ def test_third_party_driver_and_versioning_system_work_through_the_cli(
     site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_plugin(
-        site, "mystore-plugin", "mystore_plugin",
-        PLUGIN_MODULE.format(name="mystore", module="mystore_plugin"),
+        site, "mystore-plugin", "thirdparty_store",
+        PLUGIN_MODULE.format(name="mystore", module="thirdparty_store"),
     )
     bucket, assets = tmp_path / "bucket", tmp_path / "assets"
     bucket.mkdir()
@@ -134,7 +134,9 @@ def test_a_broken_plugin_is_reported_and_the_rest_keep_working(
         site, "good-plugin", "good_plugin", PLUGIN_MODULE.format(name="good", module="good_plugin")
     )
     registry = get_registry()
-    assert {b.source.distribution for b in registry.broken} == {"broken-plugin", "raising-plugin"}
+    broken = {b.source.distribution for b in registry.broken}
+    assert {"broken-plugin", "raising-plugin"} <= broken
+    assert "good-plugin" not in broken
     assert "good" in registry.drivers
     assert "local" in registry.drivers
     listed = as_json(ok("plugins", "--json"))
