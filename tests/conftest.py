@@ -1,4 +1,3 @@
-# BACKEND HELPERS: read /work/main/NOTE-FOR-BACKEND-HELPERS.md first (TEMPORARY LINE, the lead removes it).
 """Fixtures shared by the whole suite: a clean environment, the backends, a store per test."""
 
 from __future__ import annotations

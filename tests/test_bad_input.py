@@ -36,7 +36,9 @@ def test_missing_source_path(local_store: Path, tmp_path: Path) -> None:
     assert "does not exist" in line
 
 
-@pytest.mark.parametrize("name", ["bad name!", "../escape", "/abs", "a/../b", "a//b", "_under", "trailing-", "C:\\x"])
+@pytest.mark.parametrize(
+    "name", ["bad name!", "../escape", "/abs", "a/../b", "a//b", "_under", "trailing-", "C:\\x"]
+)
 def test_invalid_names(local_store: Path, asset_file: Path, name: str) -> None:
     line = fails("new", str(asset_file), name, "--yes")
     assert "invalid" in line or "unsafe" in line
@@ -86,7 +88,9 @@ def test_local_bucket_that_does_not_exist(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert "missing-bucket" in fails("list")
 
 
-def test_assets_dir_that_does_not_exist(local_store: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_assets_dir_that_does_not_exist(
+    local_store: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MODELKIT_ASSETS_DIR", str(tmp_path / "missing-assets"))
     line = fails("fetch", "name:0.0")
     assert "missing-assets" in line
@@ -99,8 +103,13 @@ def _corrupt(store: StorageProvider, object_name: str, data: bytes) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [b"not json", b"[]", b'{"is_directory": true}', b'{"push_date": "x", "is_directory": 1}',
-     b'{"push_date": "2024-01-01T00:00:00+00:00", "is_directory": true, "contents": "a"}'],
+    [
+        b"not json",
+        b"[]",
+        b'{"is_directory": true}',
+        b'{"push_date": "x", "is_directory": 1}',
+        b'{"push_date": "2024-01-01T00:00:00+00:00", "is_directory": true, "contents": "a"}',
+    ],
 )
 def test_corrupt_meta(store_env: StoreEnv, asset_file: Path, content: bytes) -> None:
     store = StorageProvider()
@@ -122,7 +131,9 @@ def test_corrupt_versions(store_env: StoreEnv, asset_file: Path, content: bytes)
     assert "corrupt" in fails("update", str(asset_file), "name", "--yes")
 
 
-@pytest.mark.parametrize("spec", ["name:1.2.3.4", "name:1.x", "name:[broken", "name:", "name[a]]", "name:01"])
+@pytest.mark.parametrize(
+    "spec", ["name:1.2.3.4", "name:1.x", "name:[broken", "name:", "name[a]]", "name:01"]
+)
 def test_malformed_specs(local_store: Path, spec: str) -> None:
     line = fails("fetch", spec)
     assert "invalid" in line

@@ -84,7 +84,9 @@ def test_integrity_mismatch_is_an_error_never_a_cached_asset(
 ) -> None:
     tampered = tmp_path / "tampered"
     tampered.write_text("B" * 5000)  # same size, other bytes
-    pushed.driver.upload_object(str(tampered), pushed.get_object_name("asset", "1.0") + "/sub/b.txt")
+    pushed.driver.upload_object(
+        str(tampered), pushed.get_object_name("asset", "1.0") + "/sub/b.txt"
+    )
     line = fails("fetch", "asset:1.0")
     assert "integrity" in line
     assert not (store_env.assets_dir / "asset" / "1.0").exists()

@@ -13,7 +13,7 @@ from modelkit_assets import StorageProvider, errors
 from modelkit_assets.plugins import get_registry, load_registry, reset_registry
 from tests.cli_runner import as_json, fails, ok
 
-PLUGIN_MODULE = '''
+PLUGIN_MODULE = """
 from modelkit_assets import StorageDriverPlugin, VersioningSystemPlugin, hookimpl
 from modelkit_assets.drivers.local import LocalStorageDriver
 from modelkit_assets.versioning.major_minor import MajorMinorAssetsVersioningSystem
@@ -39,7 +39,7 @@ def modelkit_assets_storage_drivers():
 @hookimpl
 def modelkit_assets_versioning_systems():
     yield VersioningSystemPlugin(name="even-{name}", system=EvenSystem)
-'''
+"""
 
 
 def install_plugin(
@@ -66,7 +66,9 @@ def test_third_party_driver_and_versioning_system_work_through_the_cli(
     site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_plugin(
-        site, "mystore-plugin", "thirdparty_store",
+        site,
+        "mystore-plugin",
+        "thirdparty_store",
         PLUGIN_MODULE.format(name="mystore", module="thirdparty_store"),
     )
     bucket, assets = tmp_path / "bucket", tmp_path / "assets"
@@ -95,7 +97,7 @@ def test_third_party_driver_and_versioning_system_work_through_the_cli(
             "description": "",
         }
     ]
-    local = [d for d in listed["storage_drivers"] if d["name"] == "local"][0]
+    local = next(d for d in listed["storage_drivers"] if d["name"] == "local")
     assert local["distribution"] == "modelkit-assets-core"
     systems = {s["name"]: s["distribution"] for s in listed["versioning_systems"]}
     assert systems["even-mystore"] == "mystore-plugin"
@@ -126,7 +128,9 @@ def test_a_broken_plugin_is_reported_and_the_rest_keep_working(
 ) -> None:
     install_plugin(site, "broken-plugin", "broken_plugin", "import does_not_exist_anywhere\n")
     install_plugin(
-        site, "raising-plugin", "raising_plugin",
+        site,
+        "raising-plugin",
+        "raising_plugin",
         "from modelkit_assets import hookimpl\n\n@hookimpl\n"
         "def modelkit_assets_storage_drivers():\n    raise RuntimeError('boom')\n",
     )
@@ -186,10 +190,11 @@ def _imported_sdks(code: str) -> list[str]:
 
 def test_importing_and_help_import_no_cloud_sdk() -> None:
     assert _imported_sdks("import modelkit_assets") == []
-    assert _imported_sdks(
-        "from modelkit_assets.cli import modelkit_cli\n"
-        "try:\n    modelkit_cli(['assets', '--help'])\nexcept SystemExit:\n    pass"
-    ) == []
-    assert _imported_sdks(
-        "from modelkit_assets.plugins import get_registry\nget_registry()"
-    ) == []
+    assert (
+        _imported_sdks(
+            "from modelkit_assets.cli import modelkit_cli\n"
+            "try:\n    modelkit_cli(['assets', '--help'])\nexcept SystemExit:\n    pass"
+        )
+        == []
+    )
+    assert _imported_sdks("from modelkit_assets.plugins import get_registry\nget_registry()") == []

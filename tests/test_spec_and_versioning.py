@@ -71,12 +71,12 @@ def test_major_minor_sorting_and_increments(version_list: list[str]) -> None:
     as_tuples = [tuple(map(int, v.split("."))) for v in ordered]
     assert as_tuples == sorted(as_tuples, reverse=True)
     bumped = MajorMinor.increment_version(version_list)
-    major, minor = as_tuples[0]
-    same_major = max(m for M, m in as_tuples if M == major)
+    major = as_tuples[0][0]
+    same_major = max(m for M, m in as_tuples if major == M)
     assert bumped == f"{major}.{same_major + 1}"
     assert MajorMinor.increment_version(version_list, {"bump_major": True}) == f"{major + 1}.0"
     for old_major in {t[0] for t in as_tuples}:
-        latest_minor = max(m for M, m in as_tuples if M == old_major)
+        latest_minor = max(m for M, m in as_tuples if old_major == M)
         assert (
             MajorMinor.increment_version(version_list, {"major": old_major})
             == f"{old_major}.{latest_minor + 1}"

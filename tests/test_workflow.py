@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelkit_assets import AssetsManager, StorageProvider
-from tests.cli_runner import as_json, fails, ok, run
+from tests.cli_runner import as_json, ok, run
 from tests.conftest import StoreEnv
 
 
@@ -30,9 +30,10 @@ def sources(tmp_path: Path) -> dict[str, Path]:
 def test_new_update_bump_list_fetch(store_env: StoreEnv, sources: dict[str, Path]) -> None:
     assert "0.0" in ok("new", str(sources["file"]), "cat/name", "--yes").stdout
     assert "cat/name:0.1" in ok("update", str(sources["dir"]), "cat/name", "--yes").stdout
-    assert "cat/name:1.0" in ok(
-        "update", str(sources["file"]), "cat/name", "--bump-major", "--yes"
-    ).stdout
+    assert (
+        "cat/name:1.0"
+        in ok("update", str(sources["file"]), "cat/name", "--bump-major", "--yes").stdout
+    )
     assert "cat/name:0.2" in ok("update", str(sources["dir"]), "cat/name:0", "--yes").stdout
     assert "cat/name:1.1" in ok("update", str(sources["dir"]), "cat/name", "--yes").stdout
 
@@ -83,7 +84,9 @@ def test_second_fetch_comes_from_cache_and_force_downloads(
     assert first["meta"]["is_directory"] is False
     assert manager.fetch_asset("asset:0.0", return_info=True)["from_cache"] is True
     assert manager.fetch_asset("asset", return_info=True)["from_cache"] is True
-    assert manager.fetch_asset("asset", return_info=True, force_download=True)["from_cache"] is False
+    assert (
+        manager.fetch_asset("asset", return_info=True, force_download=True)["from_cache"] is False
+    )
     monkeypatch.setenv("MODELKIT_STORAGE_FORCE_DOWNLOAD", "1")
     assert manager.fetch_asset("asset:0.0", return_info=True)["from_cache"] is False
     assert json.loads(ok("fetch", "asset:0.0", "--json").stdout)["from_cache"] is False

@@ -91,6 +91,37 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """-v / -q given to the group or to a command: the later one wins."""
+    state = ctx.ensure_object(dict)
+    if param.name == "verbose" and value:
+        state["verbose"] = state.get("verbose", 0) + value
+    elif param.name == "quiet" and value:
+        state["quiet"] = True
+    _configure_logging(state.get("verbose", 0), state.get("quiet", False))
+    return value
+
+
+def output_options(function: Callable[P, T]) -> Callable[P, T]:
+    """``-v`` (repeatable) and ``-q``, accepted before or after the command name."""
+    function = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_verbosity,
+        help="No progress bars, only errors on stderr.",
+    )(function)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_set_verbosity,
+        help="Log more to stderr (-vv for debug).",
+    )(function)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="modelkit-assets-core", prog_name="modelkit")
 def modelkit_cli() -> None:
@@ -98,13 +129,10 @@ def modelkit_cli() -> None:
 
 
 @modelkit_cli.group("assets", epilog=EXIT_CODES)
-@click.option("-v", "--verbose", count=True, help="Log more to stderr (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars, only errors on stderr.")
-@click.pass_context
-def assets_cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+@output_options
+def assets_cli() -> None:
     """Push, list and fetch assets in the configured store (MODELKIT_STORAGE_*)."""
-    _configure_logging(verbose, quiet)
-    ctx.obj = {"quiet": quiet}
+    _configure_logging(0, False)
 
 
 def _progress(ctx: click.Context) -> TransferProgress:
@@ -174,7 +202,8 @@ def _source(asset_path: str, store: StorageProvider) -> Iterator[LocalSource]:
         yield store.scan(path)
 
 
-@assets_cli.command("new", epilog=EXIT_CODES)
+@assets_cli.command("new", epilog=EXIT_CODES, short_help="Create an asset at its first version.")
+@output_options
 @push_options
 @click.pass_context
 @handle_errors
@@ -204,7 +233,8 @@ def new_command(
     _report(plan)
 
 
-@assets_cli.command("update", epilog=EXIT_CODES)
+@assets_cli.command("update", epilog=EXIT_CODES, short_help="Push the next version of an asset.")
+@output_options
 @push_options
 @click.option("--bump-major", is_flag=True, help="Start a new major version (major_minor).")
 @click.pass_context
@@ -236,7 +266,8 @@ def update_command(
     _report(plan)
 
 
-@assets_cli.command("list", epilog=EXIT_CODES)
+@assets_cli.command("list", epilog=EXIT_CODES, short_help="List assets, versions and push dates.")
+@output_options
 @click.option("--storage-prefix", envvar="MODELKIT_STORAGE_PREFIX", help="Prefix to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @handle_errors
@@ -287,25 +318,37 @@ def list_command(storage_prefix: str | None, as_json: bool) -> None:
         click.echo("No assets.", err=True)
 
 
-@assets_cli.command("fetch", epilog=EXIT_CODES)
+@assets_cli.command(
+    "fetch", epilog=EXIT_CODES, short_help="Download an asset once; print its local path."
+)
+@output_options
 @click.argument("asset")
 @click.option(
     "--download", "--force", "download", is_flag=True, help="Download again even if it is cached."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the fetch info as JSON.")
+@click.pass_context
 @handle_errors
-def fetch_command(asset: str, download: bool, as_json: bool) -> None:
-    """Fetch ASSET (name[:version][[sub/part]]) into MODELKIT_ASSETS_DIR; print its path."""
+def fetch_command(ctx: click.Context, asset: str, download: bool, as_json: bool) -> None:
+    """Fetch ASSET (name[:version][[sub/part]]) into MODELKIT_ASSETS_DIR; print its path.
+
+    A pinned version already in the cache is served without touching the store.
+    """
     from .manager import AssetsManager
 
-    info = AssetsManager().fetch_asset(asset, return_info=True, force_download=download or None)
+    manager = AssetsManager()
+    manager.progress = _progress(ctx)
+    info = manager.fetch_asset(asset, return_info=True, force_download=download or None)
     if as_json:
         _echo_json(info)
     else:
         click.echo(info["path"])
 
 
-@assets_cli.command("plugins", epilog=EXIT_CODES)
+@assets_cli.command(
+    "plugins", epilog=EXIT_CODES, short_help="List installed drivers and versioning systems."
+)
+@output_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @handle_errors
 def plugins_command(as_json: bool) -> None:
@@ -390,6 +433,109 @@ def plugins_command(as_json: bool) -> None:
 
 
 assets_cli.add_command(plugins_command, "drivers")
+
+
+@assets_cli.command("info", epilog=EXIT_CODES, short_help="Show a version's files, hashes and URI.")
+@output_options
+@click.argument("asset")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def info_command(asset: str, as_json: bool) -> None:
+    """Show the meta of ASSET (name[:version]): push date, files, sizes, hashes, remote URI."""
+    from .spec import AssetSpec
+
+    store = _store(None)
+    spec = AssetSpec.from_string(asset, versioning=store.versioning)
+    version = store.resolve_version(spec.name, spec.version)
+    meta = store.read_meta(spec.name, version)
+    files: list[dict[str, Any]] = [
+        {"part": part, "size": digest.size, "sha256": digest.sha256}
+        for part, digest in sorted(meta.digests.items())
+    ]
+    if meta.is_directory and not files:  # a meta written by modelkit: no sizes or hashes
+        files = [{"part": part, "size": None, "sha256": None} for part in meta.contents]
+    document = {
+        "name": spec.name,
+        "version": version,
+        "uri": store.get_object_uri(spec.name, version),
+        "push_date": meta.push_date.isoformat(),
+        "is_directory": meta.is_directory,
+        "size": meta.size,
+        "files": files,
+    }
+    if as_json:
+        _echo_json(document)
+        return
+    click.echo(f"{spec.name}:{version}")
+    click.echo(f"  uri:       {document['uri']}")
+    click.echo(f"  pushed:    {document['push_date']}")
+    kind = f"directory, {len(meta.contents)} files" if meta.is_directory else "file"
+    click.echo(f"  content:   {kind}, {_human_size(meta.size)}")
+    for file in files:
+        name = file["part"] or "(file)"
+        sha = file["sha256"] or "(no hash recorded)"
+        click.echo(f"  {_human_size(file['size']):>9}  {sha}  {name}")
+
+
+@assets_cli.command("prefetch", epilog=EXIT_CODES, short_help="Download many assets in parallel.")
+@output_options
+@click.argument("specs", nargs=-1)
+@click.option(
+    "-f",
+    "--file",
+    "spec_file",
+    type=click.Path(dir_okay=False),
+    help="Read specs from this file, one per line (# comments allowed).",
+)
+@click.option("-j", "--jobs", default=4, show_default=True, help="Assets fetched at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def prefetch_command(
+    specs: tuple[str, ...], spec_file: str | None, jobs: int, as_json: bool
+) -> None:
+    """Download SPECS (and those of --file) into MODELKIT_ASSETS_DIR, several at a time.
+
+    Meant for building images that then run in pre-downloaded mode. One line per asset; exit
+    code 1 if any of them failed.
+    """
+    from .manager import AssetsManager
+    from .prefetch import prefetch, read_spec_file
+
+    wanted = list(specs) + (read_spec_file(spec_file) if spec_file else [])
+    if not wanted:
+        raise click.UsageError("give at least one SPEC or --file")
+    results = prefetch(AssetsManager(), wanted, max_workers=jobs)
+    if as_json:
+        _echo_json(
+            [
+                {
+                    "spec": r.spec,
+                    "ok": r.ok,
+                    "seconds": round(r.seconds, 3),
+                    "error": r.error,
+                    **(
+                        {
+                            "path": r.info["path"],
+                            "version": r.info["version"],
+                            "from_cache": r.info["from_cache"],
+                        }
+                        if r.info
+                        else {}
+                    ),
+                }
+                for r in results
+            ]
+        )
+    else:
+        for r in results:
+            if r.info is not None:
+                how = "cached" if r.info["from_cache"] else f"downloaded in {r.seconds:.1f} s"
+                click.echo(f"ok      {r.spec} -> {r.info['path']} ({how})")
+            else:
+                click.echo(f"failed  {r.spec}: {r.error}")
+    failed = sum(not r.ok for r in results)
+    if failed:
+        _fail(f"{failed} of {len(results)} assets could not be fetched")
 
 
 def main() -> None:

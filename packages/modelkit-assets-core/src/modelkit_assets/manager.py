@@ -10,6 +10,7 @@ from . import errors, settings
 from .cache import AssetsCache, clean_stale_downloads
 from .paths import safe_join
 from .plugins import get_registry
+from .progress import NO_PROGRESS, TransferProgress
 from .spec import AssetSpec, get_versioning_system
 from .store import StorageProvider
 from .versioning.base import AssetsVersioningSystem
@@ -35,6 +36,8 @@ class AssetsManager:
         self.timeout = timeout if timeout is not None else settings.assets_timeout_s()
         self.cache = AssetsCache(self.assets_dir, self.timeout)
         self._storage_provider = storage_provider
+        #: Where downloads report their progress (the CLI draws a bar; the API stays silent).
+        self.progress: TransferProgress = NO_PROGRESS
         self._provider_name = None if storage_provider else settings.storage_provider()
         if self._provider_name:
             get_registry().driver(self._provider_name)  # fail now on an unknown provider
@@ -148,7 +151,9 @@ class AssetsManager:
                 return self._info(spec, version, from_cache=True)
             clean_stale_downloads(self.cache, spec.name, version)
             meta = self.cache.install(
-                spec.name, version, lambda target: provider.download_to(spec.name, version, target)
+                spec.name, version, lambda target: provider.download_to(
+                    spec.name, version, target, progress=self.progress
+                )
             )
         logger.info("downloaded %s:%s", spec.name, version)
         return self._info(spec, version, from_cache=False, meta=meta.to_public())

@@ -1,4 +1,3 @@
-# BACKEND HELPERS: read /work/main/NOTE-FOR-BACKEND-HELPERS.md first (TEMPORARY LINE, the lead removes it).
 """The remote asset store: push versions, keep the ``.versions`` index, download versions.
 
 A push is lossless under concurrency when the driver offers conditional writes:
@@ -32,7 +31,7 @@ from .meta import AssetMeta, FileDigest, dump_versions, parse_meta, parse_versio
 from .parallel import run_parallel
 from .paths import check_relative_part, safe_join
 from .plugins import get_registry
-from .progress import NO_PROGRESS, TransferProgress
+from .progress import NO_PROGRESS, TransferProgress, watch_bytes
 from .source import LocalSource, SourceFile, scan_source, sha256_file
 from .spec import check_name, get_versioning_system
 from .versioning.base import AssetsVersioningSystem
@@ -128,6 +127,20 @@ class StorageProvider:
         if found is None:
             raise errors.AssetDoesNotExistError(name)
         return found[0]
+
+    def resolve_version(self, name: str, version: str | None = None) -> str:
+        """The exact version ``name[:version]`` designates now (latest, latest of a major...)."""
+        if version is not None and self.versioning.is_version_complete(
+            self.versioning.validate(version)
+        ):
+            return version
+        versions = self.get_versions_info(name)
+        if version is None:
+            return versions[0]
+        try:
+            return self.versioning.get_latest_partial_version(version, versions)
+        except errors.AssetDoesNotExistError:
+            raise errors.AssetDoesNotExistError(name, version) from None
 
     def read_meta(self, name: str, version: str) -> AssetMeta:
         """A version's checked ``.meta``."""
@@ -376,10 +389,11 @@ class StorageProvider:
                         f"expected {expected.size} bytes sha256 {expected.sha256[:12]}..., "
                         f"got {actual.size} bytes sha256 {actual.sha256[:12]}...",
                     )
-            progress.advance(os.path.getsize(destination), 1)
+            progress.advance(files=1)
 
         try:
-            run_parallel(fetch, parts, self.max_workers)
+            with watch_bytes(target, progress):
+                run_parallel(fetch, parts, self.max_workers)
         finally:
             progress.finish()
         return meta

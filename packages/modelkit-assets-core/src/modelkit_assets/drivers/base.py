@@ -1,4 +1,3 @@
-# BACKEND HELPERS: read /work/main/NOTE-FOR-BACKEND-HELPERS.md first (TEMPORARY LINE, the lead removes it).
 """The interface of a storage driver, with portable fallbacks for the optional parts.
 
 Method names follow modelkit's drivers so that drivers port easily. Object names are full keys

@@ -1,4 +1,3 @@
-# BACKEND HELPERS: read /work/main/NOTE-FOR-BACKEND-HELPERS.md first (TEMPORARY LINE, the lead removes it).
 """The conformance suite every storage driver passes to prove itself.
 
 Subclass it in a test module and provide a ``driver`` fixture returning a ready driver on a
