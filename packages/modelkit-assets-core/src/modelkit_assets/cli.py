@@ -7,6 +7,7 @@ purpose becomes one ``Error: ...`` line and exit code 1; usage errors exit with 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import json
 import logging
@@ -87,8 +88,14 @@ def _human_size(size: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=_json_default))
 
 
 def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
