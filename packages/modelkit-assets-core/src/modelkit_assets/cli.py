@@ -161,6 +161,9 @@ def _store(prefix: str | None) -> StorageProvider:
 
 
 def _describe(source: LocalSource, name: str, version: str, uri: str) -> None:
+    """What is about to be pushed, on stderr (not with --quiet)."""
+    if (click.get_current_context().find_object(dict) or {}).get("quiet"):
+        return
     kind = f"directory of {len(source.files)} files" if source.is_directory else "file"
     click.echo(f"Source:      {source.path} ({kind}, {_human_size(source.size)})", err=True)
     click.echo(f"Asset:       {name}:{version}", err=True)
