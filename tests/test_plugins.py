@@ -198,3 +198,21 @@ def test_importing_and_help_import_no_cloud_sdk() -> None:
         == []
     )
     assert _imported_sdks("from modelkit_assets.plugins import get_registry\nget_registry()") == []
+
+
+def test_core_extras_pull_each_backend_distribution() -> None:
+    from importlib import metadata
+
+    requires = metadata.metadata("modelkit-assets-core").get_all("Requires-Dist") or []
+    for extra, distribution in (
+        ("assets-s3", "modelkit-assets-s3"),
+        ("assets-gcs", "modelkit-assets-gcs"),
+        ("assets-az", "modelkit-assets-az"),
+    ):
+        assert any(r.startswith(distribution) and f'extra == "{extra}"' in r for r in requires)
+        # each backend registers itself through the entry point group
+        eps = metadata.distribution(distribution).entry_points
+        assert [ep.group for ep in eps if ep.group == "modelkit_assets"] == ["modelkit_assets"]
+    assert not any(
+        "boto" in r or "google" in r or "azure" in r for r in requires if "extra" not in r
+    )
