@@ -7,17 +7,19 @@ bounded by the same budget, so no call hangs longer than it allows.
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from typing import Any, Final
 
 import attrs
 import requests
-from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.exceptions import AzureError
+from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
-from modelkit_assets import errors
 from urllib3.util.retry import Retry
+
+from modelkit_assets import errors
 
 CONNECTION_STRING_ENV: Final = "AZURE_STORAGE_CONNECTION_STRING"
 
@@ -66,6 +68,13 @@ def _positive_int(_: object, attribute: attrs.Attribute[int], value: int) -> Non
         )
 
 
+def _positive_number(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise errors.ConfigurationError(
+            f"az driver setting {attribute.name} must be a positive number, not {value!r}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class AzureSettings:
     """Tuning of transfers and retries; every field is also a keyword of the driver."""
@@ -76,12 +85,14 @@ class AzureSettings:
     max_single_put_size: int = attrs.field(default=8 * _MiB, validator=_positive_int)
     max_block_size: int = attrs.field(default=4 * _MiB, validator=_positive_int)
     #: Size of the first ranged GET of a download, then of each further chunk.
-    max_single_get_size: int = attrs.field(default=8 * _MiB, validator=_positive_int)
+    max_single_get_size: int = attrs.field(default=4 * _MiB, validator=_positive_int)
     max_chunk_get_size: int = attrs.field(default=4 * _MiB, validator=_positive_int)
     #: Blobs per listing request (the service's maximum is 5000).
     list_page_size: int = attrs.field(default=5000, validator=_positive_int)
     #: Retries of one request; the time budget may stop them sooner.
     retry_total: int = attrs.field(default=10, validator=_positive_int)
+    #: Wait before the first retry, doubled for each next one (with +-25 % jitter).
+    retry_backoff_s: float = attrs.field(default=0.5, validator=_positive_number)
     #: HTTP connections kept open to the service (threads of the core times max_concurrency).
     connection_pool_size: int = attrs.field(default=64, validator=_positive_int)
 
@@ -99,10 +110,16 @@ class AzureSettings:
 
 
 class DeadlineRetry(ExponentialRetry):
-    """The SDK's exponential retry, which also gives up once ``budget_s`` has passed."""
+    """The SDK's exponential retry, which also gives up once ``budget_s`` has passed.
 
-    def __init__(self, budget_s: float, **kwargs: Any) -> None:
+    The SDK decides what is retried (connection errors, timeouts, 408, 429, 5xx) and rewinds
+    upload streams; this class only shortens its waits (``backoff_s``, doubled each time) and
+    stops when the budget is spent.
+    """
+
+    def __init__(self, budget_s: float, backoff_s: float, **kwargs: Any) -> None:
         self.budget_s = budget_s
+        self.backoff_s = backoff_s
         super().__init__(**kwargs)
 
     def configure_retries(self, request: PipelineRequest[Any]) -> dict[str, Any]:
@@ -121,8 +138,10 @@ class DeadlineRetry(ExponentialRetry):
         return retry and time.monotonic() < settings["deadline"]
 
     def get_backoff_time(self, settings: dict[str, Any]) -> float:
-        remaining = settings["deadline"] - time.monotonic()
-        return max(0.0, min(super().get_backoff_time(settings), remaining))
+        retries: int = settings["count"]  # 1 before the first retry
+        backoff = self.backoff_s * 2.0 ** max(retries - 1, 0) * random.uniform(0.75, 1.25)
+        remaining: float = settings["deadline"] - time.monotonic()
+        return max(0.0, min(backoff, remaining))
 
 
 def _session(pool_size: int) -> requests.Session:
@@ -145,13 +164,7 @@ def build_service_client(
     connection_string: Secret, timeout_s: float, settings: AzureSettings
 ) -> BlobServiceClient:
     """A client for the account of ``connection_string``, retrying within ``timeout_s``."""
-    retry = DeadlineRetry(
-        timeout_s,
-        retry_total=settings.retry_total,
-        initial_backoff=1,
-        increment_base=2,
-        random_jitter_range=1,
-    )
+    retry = DeadlineRetry(timeout_s, settings.retry_backoff_s, retry_total=settings.retry_total)
     try:
         return BlobServiceClient.from_connection_string(
             connection_string.reveal(),

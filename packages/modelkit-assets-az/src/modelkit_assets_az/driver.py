@@ -24,6 +24,7 @@ from azure.core.exceptions import (
     HttpResponseError,
 )
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
+
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.paths import check_relative_part
@@ -45,7 +46,7 @@ _TRANSIENT_STATUSES: Final = frozenset({408, 429})
 
 
 def _error_code(exc: HttpResponseError) -> str:
-    code = exc.error_code
+    code = getattr(exc, "error_code", None)  # absent when signing failed before any request
     if isinstance(code, enum.Enum):
         return str(code.value)
     return str(code or "")

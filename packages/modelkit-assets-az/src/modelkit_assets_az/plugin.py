@@ -15,5 +15,5 @@ def modelkit_assets_storage_drivers() -> Iterator[StorageDriverPlugin]:
         driver="modelkit_assets_az.driver:AzureStorageDriver",
         schemes=("az",),
         capabilities={CONDITIONAL_WRITES},
-        description="Azure Blob Storage (azure-storage-blob); MODELKIT_STORAGE_BUCKET names the container",
+        description="Azure Blob Storage (azure-storage-blob); the bucket is the container",
     )
