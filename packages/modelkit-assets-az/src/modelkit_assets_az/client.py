@@ -169,8 +169,8 @@ def build_service_client(
         return BlobServiceClient.from_connection_string(
             connection_string.reveal(),
             retry_policy=retry,
-            connection_timeout=min(timeout_s, _MAX_CONNECT_S),
-            read_timeout=min(timeout_s, _MAX_READ_S),
+            connection_timeout=max(0.1, min(timeout_s, _MAX_CONNECT_S)),
+            read_timeout=max(0.1, min(timeout_s, _MAX_READ_S)),
             max_single_put_size=settings.max_single_put_size,
             max_block_size=settings.max_block_size,
             max_single_get_size=settings.max_single_get_size,

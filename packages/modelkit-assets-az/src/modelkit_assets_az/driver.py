@@ -14,7 +14,7 @@ import enum
 import io
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar, Final
 
 from azure.core import MatchConditions
@@ -129,13 +129,16 @@ class AzureStorageDriver(StorageDriver):
     def _translate(
         self,
         object_name: str | None = None,
-        on_conflict: Callable[[], errors.StorageDriverError] | None = None,
+        conflict: errors.StorageDriverError | None = None,
     ) -> Iterator[None]:
-        """Turn the SDK's exceptions into the core's, without their (possibly secret) details."""
+        """Turn the SDK's exceptions into the core's, without their (possibly secret) details.
+
+        ``conflict`` is raised when a conditional write finds its condition unmet.
+        """
         try:
             yield
         except HttpResponseError as exc:
-            raise self._mapped(exc, object_name, on_conflict) from None
+            raise self._mapped(exc, object_name, conflict) from None
         except AzureError as exc:  # no answer: connection refused, timeout, reset...
             raise errors.StorageUnavailableError(
                 _NAME, f"{_one_line(exc)} (retried for up to {self.timeout_s:g} s)"
@@ -145,11 +148,11 @@ class AzureStorageDriver(StorageDriver):
         self,
         exc: HttpResponseError,
         object_name: str | None,
-        on_conflict: Callable[[], errors.StorageDriverError] | None,
+        conflict: errors.StorageDriverError | None,
     ) -> errors.StorageDriverError:
         code, status = _error_code(exc), exc.status_code
-        if on_conflict is not None and (status in (409, 412) and code in _CONFLICT_CODES):
-            return on_conflict()
+        if conflict is not None and status in (409, 412) and code in _CONFLICT_CODES:
+            return conflict
         if code == "ContainerNotFound":
             return errors.BucketDoesNotExistError(_NAME, self.bucket)
         if object_name is not None and (code == "BlobNotFound" or status == 404):
@@ -187,7 +190,7 @@ class AzureStorageDriver(StorageDriver):
             file_path,
             object_name,
             overwrite=False,
-            on_conflict=lambda: errors.ObjectAlreadyExistsError(object_name),
+            conflict=errors.ObjectAlreadyExistsError(object_name),
         )
 
     def _upload_file(
@@ -195,10 +198,10 @@ class AzureStorageDriver(StorageDriver):
         file_path: str,
         object_name: str,
         overwrite: bool,
-        on_conflict: Callable[[], errors.StorageDriverError] | None = None,
+        conflict: errors.StorageDriverError | None = None,
     ) -> None:
         blob = self._blob(object_name)
-        with open(file_path, "rb") as f, self._translate(object_name, on_conflict):
+        with open(file_path, "rb") as f, self._translate(object_name, conflict):
             # overwrite=False sends If-None-Match: * with the single PUT or the block list commit
             blob.upload_blob(
                 f,
@@ -278,9 +281,8 @@ class AzureStorageDriver(StorageDriver):
         if if_match is not None and not if_absent:
             conditions.update(etag=if_match, match_condition=MatchConditions.IfNotModified)
         blob = self._blob(object_name)
-        on_conflict = lambda: errors.PreconditionFailedError(object_name)  # noqa: E731
         try:
-            with self._translate(object_name, on_conflict):
+            with self._translate(object_name, errors.PreconditionFailedError(object_name)):
                 blob.upload_blob(data, **conditions)
         except errors.ObjectDoesNotExistError:
             if if_match is None:
