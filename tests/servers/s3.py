@@ -1,6 +1,13 @@
 """S3 servers for the suite: moto (``s3-moto``, with KMS) and SeaweedFS (``s3-seaweedfs``).
 
-Both run as child processes on free loopback ports, once per session, logging to files. SeaweedFS
+Both run as child processes on free loopback ports, once per session, logging to files.
+
+moto 5.2.5 checks ``If-None-Match`` and ``If-Match`` and then writes, without a lock, in
+whichever of its request threads runs: two racing create-only writes can both succeed there,
+where S3 makes them atomic. So moto runs behind a WSGI wrapper that lets one write request at a
+time into the app (reads stay concurrent); the concurrency tests then test our driver, not moto.
+
+SeaweedFS
 is started with credentials in its environment, which turns its authentication on: the suite then
 proves that wrong credentials are refused (moto accepts any). Every one of SeaweedFS's extra
 ports (master, volume, filer, admin and their gRPC ports) is a free port too, and its unix
@@ -71,6 +78,27 @@ class S3Server:
         return boto3.client(service, **options)  # type: ignore[call-overload]
 
 
+#: ``moto_server``, with write requests serialised (see the module docstring).
+_MOTO_LAUNCHER: Final = """
+import os, signal, sys, threading
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication, MotoRequestHandler, create_backend_app,
+)
+host, port = sys.argv[1], int(sys.argv[2])
+os.environ.setdefault("MOTO_PORT", str(port))
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+app = DomainDispatcherApplication(create_backend_app)
+writes = threading.Lock()
+def one_write_at_a_time(environ, start_response):
+    if environ["REQUEST_METHOD"] in ("GET", "HEAD"):
+        return app(environ, start_response)
+    with writes:
+        return list(app(environ, start_response))
+run_simple(host, port, one_write_at_a_time, threaded=True, request_handler=MotoRequestHandler)
+"""
+
+
 def _bin(name: str) -> str:
     path = Path(sys.executable).parent / name
     found = str(path) if path.exists() else shutil.which(name)
@@ -116,7 +144,7 @@ def moto_server(server_logs: Path) -> Iterator[S3Server]:
     try:
         process = start_server(
             "moto",
-            [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-c", _MOTO_LAUNCHER, "127.0.0.1", str(port)],
             http_ready(f"{endpoint}/moto-api/"),
             server_logs,
         )

@@ -144,10 +144,8 @@ class S3StorageDriver(StorageDriver):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except _SDK_ERRORS as exc:
-            if http_status(exc) == 404 or error_code(exc) == "NoSuchBucket":
-                return False
             # Without s3:ListBucket the answer is 403: the object was missing all the same.
-            return True
+            return not (http_status(exc) == 404 or error_code(exc) == "NoSuchBucket")
         self._bucket_seen = True
         return True
 

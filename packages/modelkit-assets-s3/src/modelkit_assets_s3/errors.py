@@ -136,7 +136,9 @@ def translate(
             "or AWS_PROFILE",
         )
     if code in _TRANSIENT or status >= 500 or status == 429:
-        return errors.StorageUnavailableError(PROVIDER, f"{action} failed with {code} after retries")
+        return errors.StorageUnavailableError(
+            PROVIDER, f"{action} failed with {code} after retries"
+        )
     if isinstance(exc, _UNREACHABLE):
         return errors.StorageUnavailableError(PROVIDER, _unreachable_detail(exc, action))
     if isinstance(exc, boto.ParamValidationError):
@@ -152,7 +154,9 @@ def translate(
 def _unreachable_detail(exc: Exception, action: str) -> str:
     endpoint = getattr(exc, "kwargs", {}).get("endpoint_url")
     where = f" {redact_url(str(endpoint))}" if endpoint else ""
-    return f"{action} could not reach the endpoint{where} ({type(exc).__name__}), even after retries"
+    return (
+        f"{action} could not reach the endpoint{where} ({type(exc).__name__}), even after retries"
+    )
 
 
 def _message(exc: Exception) -> str:

@@ -34,7 +34,8 @@ def part_size(size: int) -> int:
 
 def _checksum_algorithm(client: S3Client) -> str | None:
     # As s3transfer does: with botocore's default checksum policy, every part carries a CRC32.
-    if client.meta.config.request_checksum_calculation == "when_supported":
+    policy = getattr(client.meta.config, "request_checksum_calculation", None)
+    if policy == "when_supported":
         return "CRC32"
     return None
 
@@ -53,7 +54,7 @@ def _upload_part(
         response = client.upload_part(PartNumber=number, Body=body, **target, **extra)  # type: ignore[arg-type]
     part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
     if checksum:
-        part[f"Checksum{checksum}"] = response.get(f"Checksum{checksum}")  # type: ignore[misc]
+        part[f"Checksum{checksum}"] = response.get(f"Checksum{checksum}")
     return part  # type: ignore[return-value]
 
 

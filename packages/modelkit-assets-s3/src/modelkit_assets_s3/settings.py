@@ -3,8 +3,8 @@
 Keyword arguments win; then ``S3_ENDPOINT`` and ``AWS_KMS_KEY_ID``, which boto3 does not read
 itself; everything else (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
 ``AWS_DEFAULT_REGION``, ``AWS_PROFILE``, ``~/.aws/config`` and ``~/.aws/credentials``...) is left
-to boto3, which reads it in its usual order: an explicit profile takes precedence over keys in
-the environment, exactly as with the AWS CLI.
+to boto3, which reads it in its usual order: keys in the environment beat ``AWS_PROFILE``, and
+a ``profile_name=`` argument beats keys in the environment.
 
 Transient faults are retried by botocore itself; the number of attempts is chosen so that the
 worst-case backoff fits in the driver's ``timeout_s`` (``MODELKIT_STORAGE_TIMEOUT_S``).
@@ -83,9 +83,10 @@ class S3Settings:
             raise errors.ConfigurationError(
                 f"unknown s3 setting(s) {', '.join(unknown)}; known: {', '.join(SETTING_NAMES)}"
             )
-        values = {k: (str(v) if v not in (None, "") else None) for k, v in settings.items()}
-        values.setdefault("endpoint_url", None)
-        values["endpoint_url"] = values["endpoint_url"] or _env("S3_ENDPOINT")
+        values: dict[str, Any] = {
+            k: (str(v) if v not in (None, "") else None) for k, v in settings.items()
+        }
+        values["endpoint_url"] = values.get("endpoint_url") or _env("S3_ENDPOINT")
         values["aws_kms_key_id"] = values.get("aws_kms_key_id") or _env("AWS_KMS_KEY_ID")
         mode = values.get("retry_mode") or _env("AWS_RETRY_MODE") or "standard"
         if mode not in RETRY_MODES:
@@ -107,7 +108,7 @@ class S3Settings:
         from botocore.config import Config
 
         options: dict[str, Any] = {
-            "retries": {"mode": self.retry_mode, "max_attempts": max_attempts(timeout_s)},
+            "retries": {"mode": self.retry_mode, "total_max_attempts": max_attempts(timeout_s)},
             "connect_timeout": max(min(10.0, timeout_s), 0.1),
             "read_timeout": max(min(60.0, timeout_s), 0.1),
             "max_pool_connections": MAX_POOL_CONNECTIONS,
