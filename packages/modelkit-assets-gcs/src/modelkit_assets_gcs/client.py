@@ -1,9 +1,10 @@
 """Building the google-cloud-storage client from the settings, as modelkit documents it.
 
 - ``credentials_path`` (else ``GOOGLE_APPLICATION_CREDENTIALS``) names a service-account JSON:
-  the client is ``storage.Client.from_service_account_json(path)``. A JSON of another kind that
-  google-auth reads (``authorized_user`` from ``gcloud auth application-default login``,
-  ``external_account``) is loaded with google-auth instead of failing.
+  the client is ``storage.Client.from_service_account_json(path)``. An ``authorized_user`` JSON
+  (``gcloud auth application-default login``) is loaded as such; other kinds named by the
+  environment variable (``external_account``, ...) are left to google-auth's default lookup,
+  which reads that same file.
 - Otherwise ``storage.Client()`` finds the machine's default credentials.
 - ``STORAGE_EMULATOR_HOST`` is left to the SDK: it sends every request to the emulator and, when
   no credentials are given, makes the client anonymous; credentials given explicitly (a
@@ -34,15 +35,20 @@ _NO_CREDENTIALS: Final = (
 _FIX: Final = f"fix {CREDENTIALS_ENV} or the credentials_path setting"
 
 
-def build_client(credentials_path: str | None, project: str | None) -> storage.Client:
-    """A storage client from a credentials file, or from the machine's default credentials."""
+def build_client(
+    project: str | None, credentials_path: str | None, env_credentials_path: str | None
+) -> storage.Client:
+    """A storage client from ``credentials_path`` (a setting), else ``env_credentials_path``
+    (from GOOGLE_APPLICATION_CREDENTIALS), else from the machine's default credentials."""
     from google.auth import exceptions as auth_exceptions
     from google.cloud import storage
 
     kwargs = {"project": project} if project else {}
     try:
         if credentials_path:
-            client = _client_from_file(os.path.expanduser(credentials_path), kwargs)
+            client = _client_from_file(os.path.expanduser(credentials_path), kwargs, False)
+        elif env_credentials_path:
+            client = _client_from_file(os.path.expanduser(env_credentials_path), kwargs, True)
         else:
             client = storage.Client(**kwargs)
     except auth_exceptions.DefaultCredentialsError:
@@ -51,22 +57,29 @@ def build_client(credentials_path: str | None, project: str | None) -> storage.C
     return client
 
 
-def _client_from_file(path: str, kwargs: dict[str, str]) -> storage.Client:
-    import google.auth
+def _client_from_file(path: str, kwargs: dict[str, str], from_env: bool) -> storage.Client:
     from google.auth import exceptions as auth_exceptions
     from google.cloud import storage
+    from google.oauth2 import credentials as user_credentials
 
+    kind = _credentials_type(path)
     try:
-        if _credentials_type(path) == "service_account":
+        if kind == "service_account":
             return storage.Client.from_service_account_json(path, **kwargs)
-        credentials, file_project = google.auth.load_credentials_from_file(path)  # type: ignore[no-untyped-call]
-        if file_project and not kwargs:
-            kwargs = {"project": file_project}
-        return storage.Client(credentials=credentials, **kwargs)
+        if kind == "authorized_user":
+            credentials = user_credentials.Credentials.from_authorized_user_file(path)  # type: ignore[no-untyped-call]
+            return storage.Client(credentials=credentials, **kwargs)
+        if from_env:
+            # Other kinds (external_account, ...): google.auth.default() reads the same file.
+            return storage.Client(**kwargs)
     except (ValueError, KeyError, auth_exceptions.DefaultCredentialsError) as exc:
         raise errors.ConfigurationError(
             f"{path!r} is not a usable Google credentials file ({_first_line(exc)}); {_FIX}"
         ) from None
+    raise errors.ConfigurationError(
+        f"credentials_path {path!r} holds {kind!r} credentials: give a service_account or "
+        f"authorized_user JSON, or name the file in {CREDENTIALS_ENV}"
+    )
 
 
 def _credentials_type(path: str) -> str:

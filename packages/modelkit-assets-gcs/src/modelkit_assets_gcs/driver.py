@@ -84,8 +84,7 @@ class GCSStorageDriver(StorageDriver):
             )
         if page_size is not None and page_size <= 0:
             raise errors.ConfigurationError(f"gcs page_size must be positive, not {page_size}")
-        self._credentials_path = credentials_path or settings.env_str(CREDENTIALS_ENV)
-        self._project = project
+        self._client_settings = (project, credentials_path, settings.env_str(CREDENTIALS_ENV))
         self._chunk_size = chunk_size
         self._page_size = page_size
         self._retry = DEFAULT_RETRY.with_timeout(timeout_s)
@@ -98,7 +97,7 @@ class GCSStorageDriver(StorageDriver):
         self._bucket_seen = False
         self._client = client
         if client is None and not lazy:
-            self._client = build_client(self._credentials_path, self._project)
+            self._client = build_client(*self._client_settings)
 
     @property
     def client(self) -> storage.Client:
@@ -106,7 +105,7 @@ class GCSStorageDriver(StorageDriver):
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
-                    self._client = build_client(self._credentials_path, self._project)
+                    self._client = build_client(*self._client_settings)
         return self._client
 
     def _blob(self, object_name: str, chunk_size: int | None = None) -> storage.Blob:

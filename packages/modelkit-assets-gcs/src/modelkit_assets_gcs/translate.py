@@ -10,7 +10,8 @@ NotFound on the bucket (listing)              BucketDoesNotExistError
 PreconditionFailed (412)                      PreconditionFailedError, or
                                               ObjectAlreadyExistsError (in the driver)
 Forbidden (403), Unauthorized (401),          StorageAccessDeniedError
-a refused credentials refresh
+a refused credentials refresh, a 401 to an
+anonymous client
 RetryError, 5xx and 429, connection errors    StorageUnavailableError (the SDK's retry
 and timeouts                                  policy gave up within the time budget)
 anything else from the SDK                    StorageDriverError
@@ -23,12 +24,21 @@ headers, tokens or key material.
 from __future__ import annotations
 
 import http
-from typing import Final
+import json
+import re
+import urllib.parse
+from typing import TYPE_CHECKING, Any, Final
 
 from modelkit_assets import errors
 
+if TYPE_CHECKING:
+    import requests
+
 PROVIDER: Final = "gcs"
 _MAX_DETAIL: Final = 200
+#: How the SDK starts its messages: ``GET https://...: `` (some with the status first).
+_ERRNO: Final = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+_REQUEST_PREFIX: Final = re.compile(r"^(?:\d{3} )?[A-Z]+ \S+: ")
 
 
 def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | None:
@@ -50,6 +60,10 @@ def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | No
         return errors.StorageAccessDeniedError(
             PROVIDER, bucket, f"the credentials were refused: {detail(exc)}"
         )
+    if isinstance(exc, auth.InvalidOperation):  # a 401 to an anonymous client
+        return errors.StorageAccessDeniedError(
+            PROVIDER, bucket, f"the store wants credentials: {detail(exc)}"
+        )
     if is_transient(exc):
         return errors.StorageUnavailableError(PROVIDER, detail(exc))
     if isinstance(exc, (api.GoogleAPIError, auth.GoogleAuthError, requests.RequestException)):
@@ -69,8 +83,11 @@ def is_transient(exc: BaseException) -> bool:
 
 def detail(exc: BaseException) -> str:
     """A short, single-line description of ``exc``: its status and its first line."""
+    import requests
     from google.api_core import exceptions as api
 
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout):
+        return _connection_detail(exc)
     if isinstance(exc, api.GoogleAPICallError) and exc.code is not None:
         try:
             reason = http.HTTPStatus(exc.code).phrase
@@ -80,11 +97,31 @@ def detail(exc: BaseException) -> str:
     return _one_line(f"{type(exc).__name__}: {exc}")
 
 
+def _connection_detail(exc: requests.ConnectionError) -> str:
+    """``cannot connect to http://host:port (Connection refused)`` from urllib3's nesting."""
+    url = str(exc.request.url or "") if exc.request is not None else ""
+    parts = urllib.parse.urlsplit(url)
+    where = f" to {parts.scheme}://{parts.netloc}" if parts.netloc else ""
+    reason = exc.args[0] if exc.args else exc
+    errno = _ERRNO.search(str(getattr(reason, "reason", reason)))
+    return f"cannot connect{where}" + (f" ({errno.group(1).strip()})" if errno else "")
+
+
 def _server_message(message: str) -> str:
-    """The server's own words from ``'METHOD URL: message'``, unless they add nothing."""
-    words = _one_line(message).rsplit(": ", 1)[-1].strip(" .")
+    """The server's own words from ``'METHOD URL: message'`` (JSON or text), unless they add
+    nothing to the status."""
+    lines = message.strip().splitlines()
+    text = _REQUEST_PREFIX.sub("", lines[0] if lines else "", count=1).strip()
+    try:  # media errors go on after the JSON body: ``{...}: ('Request failed...')``
+        payload: Any = json.JSONDecoder().raw_decode(text)[0]
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        text = str(error.get("message", "") if isinstance(error, dict) else error or "")
+    words = _one_line(text).strip(" .")
     generic = {"", "not found", "forbidden", "unauthorized", "precondition failed"}
-    return "" if words.lower() in generic else f" ({words[:_MAX_DETAIL]})"
+    return "" if words.lower() in generic else f" ({words})"
 
 
 def _one_line(text: str) -> str:
