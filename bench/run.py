@@ -1,0 +1,558 @@
+"""Benchmark modelkit-assets against modelkit, side by side, on the same data and servers.
+
+    python bench/run.py            # the full run (`make bench`), about 10 minutes on 2 cores
+    python bench/run.py --smoke    # tiny sizes, one repetition, seconds (`make bench-smoke`)
+
+It makes its data under ``bench/.work``, installs modelkit (the reference) into its own
+virtualenv there, and for each provider in turn (a local folder, SeaweedFS for S3,
+fake-gcs-server, Azurite) starts the server on free loopback ports, then times both projects
+alternately, each operation in a fresh child process (``bench/child.py``) run by the project's
+own Python. It prints medians, speed-ups and peak memory as a table and writes it to
+``bench/RESULTS.md`` (``--out``). The 1 GiB memory cases run one provider at a time, and every
+large object is deleted once measured: the emulators hold objects in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import servers  # noqa: E402
+
+BENCH: Final = Path(__file__).resolve().parent
+ROOT: Final = BENCH.parent
+CHILD: Final = BENCH / "child.py"
+OURS_PYTHON: Final = sys.executable
+REFERENCE: Final = (
+    "modelkit[cli,assets-s3,assets-gcs,assets-az]==0.1.3",
+    "modelkit[cli,assets-s3,assets-gcs,assets-az]",
+)
+PROJECTS: Final = ("ours", "ref")
+VERSION: Final = "0.0"
+KiB: Final = 1024
+MiB: Final = 1024 * KiB
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What one run moves: many small files, a large file, a huge file for peak memory."""
+
+    files: int
+    few_files: int
+    file_size: int
+    large: int
+    huge: int
+    reps: int
+    cached_calls: int
+    cli_reps: int
+
+    @property
+    def label(self) -> dict[str, str]:
+        return {
+            "many": f"{self.files} x {_size(self.file_size)} files",
+            "few": f"{self.few_files} x {_size(self.file_size)} files",
+            "large": f"one {_size(self.large)} file",
+            "huge": f"one {_size(self.huge)} file",
+        }
+
+
+FULL: Final = Sizes(1000, 100, 10 * KiB, 256 * MiB, 1024 * MiB, 3, 5000, 5)
+SMOKE: Final = Sizes(20, 2, KiB, 2 * MiB, 9 * MiB, 1, 50, 1)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1024 * MiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+def _random_file(path: Path, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        for offset in range(0, size, MiB):
+            f.write(os.urandom(min(MiB, size - offset)))
+
+
+def _directory(path: Path, count: int, size: int) -> Path:
+    marker = path / f".made-{count}x{size}"
+    if not marker.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        for i in range(count):  # ten sub-folders, as real assets have some nesting
+            _random_file(path / f"part-{i % 10}" / f"file-{i:05d}.bin", size)
+        marker.touch()
+    return path
+
+
+def _file(path: Path, size: int) -> Path:
+    if not (path.exists() and path.stat().st_size == size):
+        _random_file(path, size)
+    return path
+
+
+def make_data(work: Path, sizes: Sizes) -> dict[str, Path]:
+    data = work / "data"
+    return {
+        # markers are dot-files: both projects push hidden files, so keep them outside the asset
+        "many": _directory(data / f"many-{sizes.files}", sizes.files, sizes.file_size),
+        "few": _directory(data / f"few-{sizes.few_files}", sizes.few_files, sizes.file_size),
+        "large": _file(data / f"large-{sizes.large}.bin", sizes.large),
+        "huge": _file(data / f"huge-{sizes.huge}.bin", sizes.huge),
+    }
+
+
+# -- the reference --------------------------------------------------------------------------------
+
+
+def reference_python(venv: Path, install: bool) -> Path | None:
+    """The Python of the virtualenv ``venv`` with modelkit, installed on first use; None if it is
+    absent and ``install`` is false."""
+    python = venv / "bin" / "python"
+    marker = venv / ".bench-installed"
+    if marker.exists():
+        return python
+    if not install:
+        return None
+    print(f"installing the reference (modelkit) into {venv} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    for requirement in REFERENCE:
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if done.returncode == 0:
+            marker.write_text(requirement + "\n")
+            return python
+        print(f"  {requirement}: pip failed:\n{done.stderr[-2000:]}", flush=True)
+    raise SystemExit("could not install modelkit into the reference virtualenv")
+
+
+def _version(python: Path | str, distribution: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({distribution!r}))"
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+    return done.stdout.strip() or "?"
+
+
+# -- measuring ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    seconds: float
+    peak_rss_kib: int = 0
+
+
+@dataclass
+class Results:
+    """Samples by (case, provider, project)."""
+
+    samples: dict[tuple[str, str, str], list[Sample]] = field(default_factory=dict)
+
+    def add(self, case: str, provider: str, project: str, sample: Sample) -> None:
+        self.samples.setdefault((case, provider, project), []).append(sample)
+
+    def median(self, case: str, provider: str, project: str) -> float | None:
+        found = self.samples.get((case, provider, project))
+        return statistics.median(s.seconds for s in found) if found else None
+
+    def peak_mb(self, case: str, provider: str, project: str) -> float | None:
+        found = self.samples.get((case, provider, project))
+        return max(s.peak_rss_kib for s in found) * KiB / 1e6 if found else None
+
+
+class Bench:
+    """One run: the data, both projects' Pythons, the results so far."""
+
+    def __init__(self, work: Path, sizes: Sizes, ref_python: Path | None) -> None:
+        self.work = work
+        self.sizes = sizes
+        self.data = make_data(work, sizes)
+        self.pythons: dict[str, Path | str] = {"ours": OURS_PYTHON}
+        if ref_python is not None:
+            self.pythons["ref"] = ref_python
+        self.results = Results()
+        self.logs = work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._children = 0
+
+    @property
+    def projects(self) -> tuple[str, ...]:
+        return tuple(p for p in PROJECTS if p in self.pythons)
+
+    def order(self, rep: int) -> tuple[str, ...]:
+        """Alternate which project goes first, so drift in the machine hits both alike."""
+        return self.projects if rep % 2 == 0 else self.projects[::-1]
+
+    def env(
+        self, store: servers.Store, project: str, assets_dir: Path | None = None
+    ) -> dict[str, str]:
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("MODELKIT_", "AWS_", "S3_", "GOOGLE_", "AZURE_", "STORAGE_EMU"))
+        }
+        return {
+            **base,
+            **store.env,
+            "MODELKIT_STORAGE_PROVIDER": store.provider,
+            "MODELKIT_STORAGE_BUCKET": store.bucket,
+            "MODELKIT_STORAGE_PREFIX": f"bench-{project}",
+            "MODELKIT_ASSETS_DIR": str(assets_dir or self.work),
+        }
+
+    def child(
+        self, project: str, operation: str, params: dict[str, object], env: dict[str, str]
+    ) -> dict[str, float]:
+        """Run one operation in a fresh process of ``project``'s Python; its result."""
+        os.sync()  # no operation pays for the write-back of the one before
+        self._children += 1
+        result = self.work / "tmp" / f"result-{self._children}.json"
+        result.parent.mkdir(exist_ok=True)
+        log = self.logs / f"child-{self._children}-{project}-{operation}.log"
+        command = [
+            str(self.pythons[project]),
+            str(CHILD),
+            project,
+            operation,
+            str(result),
+            json.dumps(params),
+        ]
+        with open(log, "wb") as out:
+            done = subprocess.run(
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=900
+            )
+        if done.returncode != 0:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{project} {operation} {params} failed ({log}):\n{tail}")
+        values: dict[str, float] = json.loads(result.read_text())
+        result.unlink()
+        log.unlink()
+        return values
+
+    def wall(self, command: list[str], env: dict[str, str]) -> float:
+        """Seconds a command takes, start to exit (its output is discarded)."""
+        start = time.perf_counter()
+        done = subprocess.run(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+        return seconds
+
+    def modelkit_command(self, project: str) -> str:
+        return str(Path(self.pythons[project]).parent / "modelkit")
+
+    # -- the cases -----------------------------------------------------------------------------
+
+    def push(self, case: str, store: servers.Store, project: str, what: str, name: str) -> None:
+        params = {"path": str(self.data[what]), "name": name, "version": VERSION}
+        values = self.child(project, "push", params, self.env(store, project))
+        self.results.add(
+            case, store.provider, project, Sample(values["seconds"], int(values["peak_rss_kib"]))
+        )
+
+    def fetch(
+        self, case: str, store: servers.Store, project: str, name: str, assets_dir: Path
+    ) -> None:
+        shutil.rmtree(assets_dir, ignore_errors=True)
+        assets_dir.mkdir(parents=True)
+        params = {"spec": f"{name}:{VERSION}", "assets_dir": str(assets_dir)}
+        values = self.child(project, "fetch", params, self.env(store, project, assets_dir))
+        self.results.add(
+            case, store.provider, project, Sample(values["seconds"], int(values["peak_rss_kib"]))
+        )
+
+    def cached(self, store: servers.Store, project: str, name: str, assets_dir: Path) -> None:
+        """A cached pinned fetch, per call from Python and as a whole CLI process."""
+        spec = f"{name}:{VERSION}"
+        params = {"spec": spec, "assets_dir": str(assets_dir), "calls": self.sizes.cached_calls}
+        env = self.env(store, project, assets_dir)
+        values = self.child(project, "fetch_cached", params, env)
+        self.results.add("fetch_cached", store.provider, project, Sample(values["seconds"]))
+        command = [self.modelkit_command(project), "assets", "fetch", spec]
+        for _ in range(self.sizes.cli_reps):
+            self.results.add("cli_fetch", store.provider, project, Sample(self.wall(command, env)))
+
+    def cli_help(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELKIT_")}
+        for rep in range(self.sizes.cli_reps * 2):
+            for project in self.order(rep):
+                command = [self.modelkit_command(project), "assets", "--help"]
+                self.results.add("cli_help", "-", project, Sample(self.wall(command, env)))
+
+    def provider(self, store: servers.Store) -> None:
+        """Every case on one store, projects alternating, large objects deleted once measured."""
+        assets = self.work / "assets"
+        for rep in range(self.sizes.reps):
+            for what in ("many", "few", "large"):
+                name = f"{what}-r{rep}"
+                for project in self.order(rep):
+                    self.push(f"push_{what}", store, project, what, name)
+                for project in self.order(rep):
+                    self.fetch(f"fetch_{what}", store, project, name, assets / project / what)
+                    if what == "few":
+                        self.cached(store, project, name, assets / project / what)
+                    if what == "large":
+                        _delete(store, f"bench-{project}", name)
+                        shutil.rmtree(assets / project / what)
+        for project in self.projects:  # peak memory: one huge object on the server at a time
+            self.push("push_huge", store, project, "huge", "huge")
+            self.fetch("fetch_huge", store, project, "huge", assets / project / "huge")
+            _delete(store, f"bench-{project}", "huge")
+            shutil.rmtree(assets / project / "huge")
+        shutil.rmtree(assets, ignore_errors=True)
+
+
+def _delete(store: servers.Store, prefix: str, name: str) -> None:
+    """Remove every object of asset ``name`` (the servers keep objects in memory)."""
+    from modelkit_assets.store import make_driver
+
+    saved = dict(os.environ)
+    os.environ.update(store.env)
+    try:
+        driver = make_driver(store.provider, store.bucket, None, 60.0)
+        for object_name in list(driver.iterate_objects(f"{prefix}/{name}")):
+            driver.delete_object(object_name)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+# -- the table ------------------------------------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.0f} ms"
+    return f"{seconds:.2f} s"
+
+
+@dataclass(frozen=True)
+class Row:
+    operation: str
+    provider: str
+    ours: str
+    ref: str
+    ratio: str
+    target: str
+    status: str
+
+
+def _speed_row(
+    results: Results, operation: str, case: str, provider: str, target: float | None
+) -> Row:
+    ours, ref = results.median(case, provider, "ours"), results.median(case, provider, "ref")
+    ratio = ref / ours if ours and ref else None
+    status = "-" if ratio is None or target is None else ("ok" if ratio >= target else "MISSED")
+    return Row(
+        operation,
+        servers.SERVER_NAMES.get(provider, provider),
+        _duration(ours),
+        _duration(ref),
+        "-" if ratio is None else f"{ratio:.1f}x",
+        "-" if target is None else f">= {target:g}x",
+        status,
+    )
+
+
+def _scaling_row(results: Results, operation: str, kind: str, provider: str) -> Row:
+    def factor(project: str) -> float | None:
+        many, few = (
+            results.median(f"{kind}_many", provider, project),
+            results.median(f"{kind}_few", provider, project),
+        )
+        return many / few if many and few else None
+
+    ours, ref = factor("ours"), factor("ref")
+    return Row(
+        operation,
+        servers.SERVER_NAMES.get(provider, provider),
+        "-" if ours is None else f"{ours:.1f}x the time",
+        "-" if ref is None else f"{ref:.1f}x the time",
+        "-",
+        "<= ~10x",
+        "-" if ours is None else ("ok" if ours <= 11 else "MISSED"),
+    )
+
+
+def _memory_row(results: Results, operation: str, case: str, provider: str, limit_mb: float) -> Row:
+    def cell(project: str) -> str:
+        peak, seconds = (
+            results.peak_mb(case, provider, project),
+            results.median(case, provider, project),
+        )
+        return "-" if peak is None else f"{peak:.0f} MB ({_duration(seconds)})"
+
+    ours = results.peak_mb(case, provider, "ours")
+    return Row(
+        operation,
+        servers.SERVER_NAMES.get(provider, provider),
+        cell("ours"),
+        cell("ref"),
+        "-",
+        f"< {limit_mb:g} MB",
+        "-" if ours is None else ("ok" if ours < limit_mb else "MISSED"),
+    )
+
+
+#: Required speed-ups by (case, provider); None means "measured, no target".
+SPEEDUP_TARGETS: Final[dict[str, Callable[[str], float | None]]] = {
+    "fetch_many": lambda p: {"local": 1.8, "s3": 2.5}.get(p),
+    "push_many": lambda p: {"local": 1.8, "s3": 2.5}.get(p),
+    "fetch_large": lambda p: 1.0,
+    "push_large": lambda p: 1.0,
+    "fetch_cached": lambda p: 10.0,
+    "cli_fetch": lambda p: 4.0,
+}
+
+
+def table(results: Results, sizes: Sizes, providers: list[str]) -> list[Row]:
+    label = sizes.label
+    rows = [_speed_row(results, "`modelkit assets --help`", "cli_help", "-", 5.0)]
+    speed = [
+        ("fetch a directory of " + label["many"], "fetch_many"),
+        ("push a directory of " + label["many"], "push_many"),
+        ("fetch " + label["large"], "fetch_large"),
+        ("push " + label["large"], "push_large"),
+        ("cached pinned `fetch_asset` (per call)", "fetch_cached"),
+        ("cached `modelkit assets fetch` (CLI)", "cli_fetch"),
+    ]
+    for operation, case in speed:
+        for provider in providers:
+            rows.append(
+                _speed_row(results, operation, case, provider, SPEEDUP_TARGETS[case](provider))
+            )
+    for kind in ("fetch", "push"):
+        operation = f"{kind}: {sizes.files} files vs {sizes.few_files}"
+        rows.extend(_scaling_row(results, operation, kind, p) for p in providers)
+    for kind in ("push", "fetch"):
+        operation = f"peak RSS, {kind} {label['huge']}"
+        rows.extend(_memory_row(results, operation, f"{kind}_huge", p, 150) for p in providers)
+    return rows
+
+
+def markdown(rows: list[Row]) -> str:
+    header = ("operation", "store", "modelkit-assets", "modelkit", "speed-up", "target", "")
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        lines.append(
+            f"| {row.operation} | {row.provider} | {row.ours} | {row.ref} | {row.ratio} | {row.target} | {row.status} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def report(
+    rows: list[Row], sizes: Sizes, bench: Bench, providers: list[str], minutes: float
+) -> str:
+    ours = _version(OURS_PYTHON, "modelkit-assets-core")
+    ref = _version(bench.pythons["ref"], "modelkit") if "ref" in bench.pythons else "not installed"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    servers_used = ", ".join(servers.SERVER_NAMES[p] for p in providers)
+    return f"""# Benchmark: modelkit-assets vs modelkit
+
+Run on {datetime.date.today().isoformat()} by `python bench/run.py{" --smoke" if sizes == SMOKE else ""}` ({minutes:.1f} minutes):
+modelkit-assets-core {ours} (commit {commit or "?"}) against modelkit {ref}; Python {platform.python_version()},
+{os.cpu_count()} cores shared by client and server; stores: {servers_used}.
+
+Each figure is the median of {sizes.reps} runs ({sizes.cli_reps * 2} for `--help`, {sizes.cli_reps} per run for the CLI
+fetch), the two projects taking turns, each operation in a fresh process of its own virtualenv, on
+the same data and the same server. Speed-up = modelkit's time / modelkit-assets' time. A push is
+`StorageProvider().new(path, name, "0.0")`, a fetch `AssetsManager().fetch_asset("name:0.0")`
+into an empty assets dir (modelkit-assets also checks every file's sha256 against the meta), both
+timed from building the store or manager to the return, with the cloud SDK already imported.
+Peak RSS is the child process's `VmHWM` (Python, the SDK and the transfer included). CLI figures
+are whole processes, start to exit.
+
+{markdown(rows)}"""
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    sizes = SMOKE if args.smoke else FULL
+    if args.reps:
+        sizes = Sizes(**{**sizes.__dict__, "reps": args.reps})
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    ref = None if args.no_reference else reference_python(Path(args.reference_venv), not args.smoke)
+    if ref is None:
+        print("modelkit is not installed: timing modelkit-assets alone", flush=True)
+    bench = Bench(work, sizes, ref)
+    providers = args.providers.split(",")
+    bench.cli_help()
+    for provider in providers:
+        print(f"{provider}: starting {servers.SERVER_NAMES[provider]} ...", flush=True)
+        with servers.started(provider, work) as store:
+            bench.provider(store)
+    rows = table(bench.results, sizes, providers)
+    text = report(rows, sizes, bench, providers, (time.monotonic() - started) / 60)
+    print("\n" + text)
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"written to {args.out}")
+    missed = [r for r in rows if r.status == "MISSED"]
+    return 1 if args.check and missed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
+    parser.add_argument("--providers", default=",".join(servers.PROVIDERS))
+    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 3, smoke 1)")
+    parser.add_argument("--work", default=str(BENCH / ".work"), help="data, venv and logs")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="write the table here (default: bench/RESULTS.md, not in --smoke)",
+    )
+    parser.add_argument(
+        "--reference-venv",
+        default=str(BENCH / ".work" / "modelkit-venv"),
+        help="virtualenv of modelkit (made on first use, except in --smoke, which uses it if there)",
+    )
+    parser.add_argument("--no-reference", action="store_true", help="do not time modelkit")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args()
+    if args.out is None and not args.smoke:
+        args.out = str(BENCH / "RESULTS.md")
+    for provider in args.providers.split(","):
+        if provider not in servers.PROVIDERS:
+            parser.error(
+                f"unknown provider {provider!r}: choose among {', '.join(servers.PROVIDERS)}"
+            )
+    with contextlib.suppress(KeyboardInterrupt):
+        return run(args)
+    return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

