@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import attrs
 import pytest
@@ -47,7 +48,7 @@ def fake_gcs_server_binary() -> str:
 
 
 @pytest.fixture(scope="session")
-def gcs_server(server_logs: object) -> Iterator[GCSServer]:
+def gcs_server(server_logs: Path) -> Iterator[GCSServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [

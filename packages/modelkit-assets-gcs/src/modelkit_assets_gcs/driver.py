@@ -87,12 +87,12 @@ class GCSStorageDriver(StorageDriver):
         self._client_settings = (project, credentials_path, settings.env_str(CREDENTIALS_ENV))
         self._chunk_size = chunk_size
         self._page_size = page_size
-        self._retry = DEFAULT_RETRY.with_timeout(timeout_s)
+        self._retry = DEFAULT_RETRY.with_timeout(max(0.0, timeout_s))
         self._retry_if_generation = ConditionalRetryPolicy(
             self._retry, is_generation_specified, ["query_params"]
         )
-        # No single request waits longer than the whole budget.
-        self._request_timeout = min(float(_DEFAULT_TIMEOUT), timeout_s)
+        # No single request waits longer than the whole budget (nor less than a second).
+        self._request_timeout = max(1.0, min(float(_DEFAULT_TIMEOUT), timeout_s))
         self._client_lock = threading.Lock()
         self._bucket_seen = False
         self._client = client
