@@ -5,7 +5,7 @@ SDK exception                                 modelkit-assets error
 ============================================  =========================================
 NotFound on an object                         ObjectDoesNotExistError, or
                                               BucketDoesNotExistError if the bucket is
-                                              missing (the driver checks, then asks here)
+                                              missing (the driver asks the bucket)
 NotFound on the bucket (listing)              BucketDoesNotExistError
 PreconditionFailed (412)                      PreconditionFailedError, or
                                               ObjectAlreadyExistsError (in the driver)
@@ -14,7 +14,8 @@ a refused credentials refresh, a 401 to an
 anonymous client
 RetryError, 5xx and 429, connection errors    StorageUnavailableError (the SDK's retry
 and timeouts                                  policy gave up within the time budget)
-anything else from the SDK                    StorageDriverError
+a CRC32C or MD5 mismatch (DataCorruption),    StorageDriverError
+anything else from the SDK
 ============================================  =========================================
 
 Messages are one line: the status and the first line of the server's message, never the request
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
 
 PROVIDER: Final = "gcs"
 _MAX_DETAIL: Final = 200
-#: How the SDK starts its messages: ``GET https://...: `` (some with the status first).
+#: The OS's words in urllib3's nested connection errors: ``[Errno 111] Connection refused``.
 _ERRNO: Final = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+#: How the SDK starts its messages: ``GET https://...: `` (some with the status first).
 _REQUEST_PREFIX: Final = re.compile(r"^(?:\d{3} )?[A-Z]+ \S+: ")
 
 
@@ -46,6 +48,7 @@ def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | No
     import requests
     from google.api_core import exceptions as api
     from google.auth import exceptions as auth
+    from google.cloud.storage.exceptions import DataCorruption
 
     if isinstance(exc, api.RetryError):
         cause = exc.cause if exc.cause is not None else exc
@@ -66,6 +69,10 @@ def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | No
         )
     if is_transient(exc):
         return errors.StorageUnavailableError(PROVIDER, detail(exc))
+    if isinstance(exc, DataCorruption):
+        return errors.StorageDriverError(
+            f"{PROVIDER} transfer failed its checksum ({_one_line(str(exc))}); retry it"
+        )
     if isinstance(exc, (api.GoogleAPIError, auth.GoogleAuthError, requests.RequestException)):
         return errors.StorageDriverError(f"{PROVIDER} request failed: {detail(exc)}")
     return None
