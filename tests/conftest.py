@@ -13,6 +13,11 @@ import pytest
 from modelkit_assets.plugins import reset_registry
 from tests.servers import BACKENDS, Backend
 
+# google-auth probes the GCE metadata server (a link-local address) when it finds no
+# credentials: keep every lookup on loopback. Set before google.auth is first imported.
+os.environ["NO_GCE_CHECK"] = "true"
+os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+
 pytest_plugins = ["tests.servers.s3", "tests.servers.gcs", "tests.servers.azure"]
 
 
