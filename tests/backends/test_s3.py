@@ -440,7 +440,7 @@ class _FlakyHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def flaky(moto_server: S3Server) -> Iterator[_FlakyProxy]:
     proxy = _FlakyProxy(moto_server.endpoint, [])
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread = threading.Thread(target=proxy.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield proxy
     proxy.shutdown()

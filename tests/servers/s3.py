@@ -11,14 +11,16 @@ SeaweedFS
 is started with credentials in its environment, which turns its authentication on: the suite then
 proves that wrong credentials are refused (moto accepts any). Every one of SeaweedFS's extra
 ports (master, volume, filer, admin and their gRPC ports) is a free port too, and its unix
-sockets live in its temporary folder, so two test runs can coexist.
+sockets are in its temporary folder or named after those ports, so two test runs can coexist.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -126,8 +128,6 @@ def _free_admin_port() -> int:
 
 
 def _is_free(port: int) -> bool:
-    import socket
-
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))
@@ -194,7 +194,10 @@ def seaweedfs_server(
             command,
             http_ready(f"{endpoint}/healthz", [200]),
             server_logs,
-            env={"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY},
+            env={
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            },
             cwd=data,
         )
     finally:
@@ -209,8 +212,6 @@ def seaweedfs_server(
 
 def _wait_for_bucket(server: S3Server, timeout_s: float = 30.0) -> None:
     """SeaweedFS answers /healthz before its filer has made the bucket: wait for it."""
-    import time
-
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = server.client()
