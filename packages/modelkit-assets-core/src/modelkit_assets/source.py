@@ -51,9 +51,19 @@ class LocalSource:
 
 
 def _walk(root: str) -> list[tuple[str, str]]:
-    """(part, path) of every file under root, hidden ones included, parts '/'-separated."""
+    """(part, path) of every file under root, hidden ones included, parts '/'-separated.
+
+    Symbolic links are followed (their targets are pushed), each real folder once, so a link
+    cycle cannot loop forever.
+    """
     found = []
+    seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames.sort()
         for filename in filenames:
             path = os.path.join(dirpath, filename)

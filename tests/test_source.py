@@ -1,0 +1,36 @@
+"""What a push reads from disk: every file, hidden ones and link targets, each folder once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from modelkit_assets import errors
+from modelkit_assets.source import scan_source
+
+
+def test_scan_lists_hidden_files_and_link_targets_without_looping(tmp_path: Path) -> None:
+    root = tmp_path / "asset"
+    (root / "a" / ".hidden").mkdir(parents=True)
+    (root / "a" / ".hidden" / ".f").write_bytes(b"hidden")
+    (root / "z.txt").write_bytes(b"z")
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"linked content")
+    os.symlink(outside, root / "link.bin")
+    os.symlink("..", root / "a" / "up")  # a cycle
+    source = scan_source(str(root))
+    assert [f.part for f in source.files] == ["a/.hidden/.f", "link.bin", "z.txt"]
+    linked = next(f for f in source.files if f.part == "link.bin")
+    assert linked.digest.sha256 == hashlib.sha256(b"linked content").hexdigest()
+    assert source.size == len(b"hidden") + len(b"linked content") + 1
+
+
+def test_scan_refuses_missing_and_empty_sources(tmp_path: Path) -> None:
+    with pytest.raises(errors.LocalAssetDoesNotExistError):
+        scan_source(str(tmp_path / "missing"))
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(errors.LocalAssetDoesNotExistError, match="no files"):
+        scan_source(str(tmp_path / "empty"))
