@@ -10,18 +10,25 @@ A push is lossless under concurrency when the driver offers conditional writes:
 3. the version is added to ``.versions`` by compare-and-swap, retried until it sticks.
 
 Readers resolve versions through ``.versions`` only, so a version is published at step 3.
+
+Every storage call here is safe to repeat, and is repeated on a transient fault until
+``timeout`` runs out (see :mod:`.retry`): a repeated step 1 or 2 whose first attempt did land
+finds its own object, a repeated step 3 finds its version already listed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import functools
 import logging
 import os
 import random
 import tempfile
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import attrs
 
@@ -32,11 +39,14 @@ from .parallel import run_parallel
 from .paths import check_relative_part, safe_join
 from .plugins import get_registry
 from .progress import NO_PROGRESS, TransferProgress, watch_bytes
+from .retry import retry_transient
 from .source import LocalSource, SourceFile, scan_source, sha256_file
 from .spec import check_name, get_versioning_system
 from .versioning.base import AssetsVersioningSystem
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -105,20 +115,25 @@ class StorageProvider:
     def get_object_uri(self, name: str, version: str, sub_part: str | None = None) -> str:
         return self.driver.get_object_uri(self.get_object_name(name, version), sub_part)
 
+    def _retry(self, call: Callable[[], T], what: str) -> T:
+        """``call()``, retried on transient faults within the storage timeout."""
+        return retry_transient(call, self.timeout, what)
+
     # -- reading the index and metas ---------------------------------------------------------
 
     def _read_versions(self, name: str) -> tuple[list[str], str | None] | None:
         """Versions (latest first) and their token, or None when the asset does not exist."""
         object_name = self.get_versions_object_name(name)
         try:
-            data, token = self.driver.read_object(object_name)
+            data, token = self._retry(lambda: self.driver.read_object(object_name), object_name)
         except errors.ObjectDoesNotExistError:
             return None
         return parse_versions(data, object_name, self.versioning), token
 
     def asset_exists(self, name: str) -> bool:
         """Whether asset ``name`` has a ``.versions`` index."""
-        return self.driver.exists(self.get_versions_object_name(check_name(name)))
+        object_name = self.get_versions_object_name(check_name(name))
+        return self._retry(lambda: self.driver.exists(object_name), object_name)
 
     def get_versions_info(self, name: str) -> list[str]:
         """All versions of an asset, latest first."""
@@ -146,7 +161,7 @@ class StorageProvider:
         """A version's checked ``.meta``."""
         object_name = self.get_meta_object_name(name, version)
         try:
-            data, _ = self.driver.read_object(object_name)
+            data, _ = self._retry(lambda: self.driver.read_object(object_name), object_name)
         except errors.ObjectDoesNotExistError:
             raise errors.AssetDoesNotExistError(name, version) from None
         return parse_meta(data, object_name)
@@ -158,15 +173,40 @@ class StorageProvider:
     def iterate_assets(self) -> Iterator[tuple[str, list[str]]]:
         """``(name, versions latest first)`` for every asset under the prefix, by name."""
         start, suffix = len(self.prefix) + 1, ".versions"
+        listing = self._retry(lambda: list(self.driver.iterate_objects(self.prefix + "/")), "list")
         names = sorted(
             object_name[start : -len(suffix)]
-            for object_name in self.driver.iterate_objects(self.prefix + "/")
+            for object_name in listing
             if object_name.endswith(suffix)
         )
         for name in names:
             found = self._read_versions(name)
             if found is not None:
                 yield name, found[0]
+
+    def list_assets(self) -> list[dict[str, Any]]:
+        """Every asset with its versions, latest version and its push date, read in parallel.
+
+        A latest ``.meta`` that cannot be read leaves ``push_date`` None, with a warning.
+        """
+        found = list(self.iterate_assets())
+
+        def push_date(item: tuple[str, list[str]]) -> str | None:
+            name, versions = item
+            if not versions:
+                return None
+            try:
+                return self.read_meta(name, versions[0]).push_date.isoformat()
+            except errors.ModelkitAssetsError as exc:
+                logger.warning("cannot read the meta of %s:%s: %s", name, versions[0], exc)
+                return None
+
+        with ThreadPoolExecutor(max(1, min(self.max_workers, len(found)))) as pool:
+            dates = list(pool.map(push_date, found))
+        return [
+            {"name": n, "versions": v, "latest": v[0] if v else None, "push_date": d}
+            for (n, v), d in zip(found, dates, strict=True)
+        ]
 
     # -- pushing ------------------------------------------------------------------------------
 
@@ -306,8 +346,11 @@ class StorageProvider:
 
     def _claim_version(self, name: str, version: str, meta: AssetMeta) -> None:
         object_name = self.get_meta_object_name(name, version)
+        data = meta.to_json()
         try:
-            self.driver.write_object(meta.to_json(), object_name, if_absent=True)
+            self._retry(
+                lambda: self.driver.write_object(data, object_name, if_absent=True), object_name
+            )
         except errors.PreconditionFailedError:
             if not meta.same_content(self.read_meta(name, version)):
                 raise errors.VersionConflictError(name, version) from None
@@ -322,7 +365,7 @@ class StorageProvider:
     ) -> None:
         object_name = self._part_object_name(name, version, file.part)
         try:
-            self.driver.create_object(file.path, object_name)
+            self._retry(lambda: self.driver.create_object(file.path, object_name), object_name)
         except errors.ObjectAlreadyExistsError:
             if self._remote_digest(object_name) != file.digest:
                 raise errors.VersionConflictError(name, version) from None
@@ -331,8 +374,18 @@ class StorageProvider:
     def _remote_digest(self, object_name: str) -> FileDigest:
         with tempfile.TemporaryDirectory(prefix="modelkit-assets-") as tmp:
             path = os.path.join(tmp, "object")
-            self.driver.download_object(object_name, path)
+            self._download(object_name, path)
             return sha256_file(path)
+
+    def _download(self, object_name: str, destination: str) -> None:
+        """Download one object, again from scratch after a transient fault."""
+
+        def attempt() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(destination)  # whatever a failed attempt left
+            self.driver.download_object(object_name, destination)
+
+        self._retry(attempt, object_name)
 
     def _publish_version(self, name: str, version: str) -> None:
         """Add ``version`` to ``.versions`` by compare-and-swap, retrying lost races."""
@@ -346,10 +399,14 @@ class StorageProvider:
                 return
             data = dump_versions(self.versioning.sort_versions([*versions, version]))
             try:
-                if found is None:
-                    self.driver.write_object(data, object_name, if_absent=True)
-                else:
-                    self.driver.write_object(data, object_name, if_match=token)
+                write = functools.partial(
+                    self.driver.write_object,
+                    data,
+                    object_name,
+                    if_match=token,
+                    if_absent=found is None,
+                )
+                self._retry(write, object_name)
                 return
             except errors.PreconditionFailedError:
                 if time.monotonic() > deadline:
@@ -379,7 +436,7 @@ class StorageProvider:
             destination = safe_join(target, part, "the meta") if part else target
             if part:
                 os.makedirs(os.path.dirname(destination), exist_ok=True)
-            self.driver.download_object(self._part_object_name(name, version, part), destination)
+            self._download(self._part_object_name(name, version, part), destination)
             expected = meta.digests.get(part)
             if expected is not None:
                 actual = sha256_file(destination)

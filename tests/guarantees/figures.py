@@ -1,0 +1,26 @@
+"""Figures the guarantee tests record, reported at the end of the run (see conftest.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from tests.servers import Backend
+
+#: Figures recorded by the tests of this session, in the order they ran.
+FIGURES: list[dict[str, Any]] = []
+
+#: Figures summed over every backend in the terminal summary, with their labels.
+TOTALS: Final = {
+    "updates": "updates run",
+    "versions_lost": "versions lost",
+    "duplicates": "versions reported twice",
+    "kills": "kills -9 tried",
+    "partial_results": "partial results served",
+    "faults_injected": "faults injected",
+    "faults_survived": "faults survived",
+}
+
+
+def record(guarantee: str, backend: Backend, **figures: Any) -> None:
+    """Keep ``figures`` of one test on one backend for the end-of-run summary."""
+    FIGURES.append({"guarantee": guarantee, "backend": backend.id, **figures})
