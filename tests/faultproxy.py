@@ -24,6 +24,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Final
 
@@ -38,11 +39,12 @@ _DRAIN_S: Final = 2.0
 class Faults:
     """What to do to the connections from now on (counts are totals across connections)."""
 
-    #: Connections to reset, once ``reset_after`` server bytes went through them.
+    #: Connections to reset: each is reset once the bytes it carried (both ways) reach a
+    #: point drawn from ``reset_after``, while this budget lasts.
     resets: int = 0
-    #: Range of server-to-client bytes after which a chosen connection is reset (inclusive).
+    #: Range of the reset point of each connection, in bytes (inclusive).
     reset_after: tuple[int, int] = (0, 0)
-    #: Chance that a new connection is chosen for a reset (while ``resets`` remain).
+    #: Chance that a connection reaching its reset point is reset (while ``resets`` remain).
     reset_probability: float = 1.0
     #: Connections whose first request is answered with ``http_status`` instead of the server.
     http_errors: int = 0
@@ -68,6 +70,8 @@ class Stats:
     blackholed: int = 0
     bytes_up: int = 0
     bytes_down: int = 0
+    #: Object downloads begun (counted by the ``faulty-local`` test driver, not by the proxy).
+    downloads: int = 0
 
     @property
     def faults(self) -> int:
@@ -118,58 +122,68 @@ class FaultProxy:
     # -- accepting and choosing a fate ---------------------------------------------------------
 
     def _accept_loop(self) -> None:
+        self._listener.settimeout(0.1)  # closing a socket does not wake accept(): poll
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
             with self._lock:
                 self._threads = [t for t in self._threads if t.is_alive()]
                 self._threads.append(thread)
             thread.start()
 
-    def _take(self, counter: str) -> bool:
-        """Spend one fault of kind ``counter`` (``resets`` or ``http_errors``) if any is left."""
+    def _take_http_error(self) -> bool:
         with self._lock:
-            used = getattr(self.stats, counter)
-            if used >= getattr(self.faults, counter):
+            if self.stats.http_errors >= self.faults.http_errors:
                 return False
-            if counter == "resets" and random.random() >= self.faults.reset_probability:
-                return False
-            setattr(self.stats, counter, used + 1)
+            self.stats.http_errors += 1
             return True
+
+    def _take_reset(self) -> bool:
+        """Whether a connection that reached its reset point is reset (budget and chance)."""
+        with self._lock:
+            if self.stats.resets >= self.faults.resets:
+                return False
+            if random.random() >= self.faults.reset_probability:
+                return False
+            self.stats.resets += 1
+            return True
+
+    def _count(self, counter: str, amount: int) -> None:
+        with self._lock:
+            setattr(self.stats, counter, getattr(self.stats, counter) + amount)
 
     def _serve(self, client: socket.socket) -> None:
         self._track(client)
         faults = self.faults
-        with self._lock:
-            self.stats.connections += 1
+        self._count("connections", 1)
         try:
             if faults.connect_delay_s:
                 time.sleep(faults.connect_delay_s)
             if faults.refuse:
-                with self._lock:
-                    self.stats.refused += 1
+                self._count("refused", 1)
                 _reset(client)
                 return
             if faults.blackhole:
-                with self._lock:
-                    self.stats.blackholed += 1
+                self._count("blackholed", 1)
                 _swallow(client, self._closed)
                 return
-            if self._take("http_errors"):
+            if self._take_http_error():
                 _answer_error(client, faults.http_status)
                 return
-            reset_at = None
-            if self._take("resets"):
-                reset_at = random.randint(*faults.reset_after)
+            reset_at = random.randint(*faults.reset_after) if faults.resets else None
             self._forward(client, reset_at, faults.bytes_per_s)
         finally:
             self._untrack(client)
             _close(client)
 
     def _forward(self, client: socket.socket, reset_at: int | None, rate: float | None) -> None:
+        """Forward until either side closes, or until the connection is reset on purpose."""
         try:
             server = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
         except OSError:
@@ -177,51 +191,15 @@ class FaultProxy:
             return
         server.settimeout(None)
         self._track(server)
+        link = _Link(client, server, reset_at, rate, self._count, self._take_reset)
         try:
-            up = threading.Thread(
-                target=self._pump, args=(client, server, "bytes_up", None, rate), daemon=True
-            )
+            up = threading.Thread(target=link.pump, args=(client, server, "bytes_up"), daemon=True)
             up.start()
-            self._pump(server, client, "bytes_down", reset_at, rate)
-            if reset_at is not None:
-                _reset(client)
-                _reset(server)
+            link.pump(server, client, "bytes_down")
             up.join(30)
         finally:
             self._untrack(server)
             _close(server)
-
-    def _pump(
-        self,
-        source: socket.socket,
-        sink: socket.socket,
-        counter: str,
-        reset_at: int | None,
-        rate: float | None,
-    ) -> None:
-        """Copy ``source`` to ``sink`` until EOF, or until ``reset_at`` bytes went through."""
-        sent, due = 0, time.monotonic()
-        chunk = _CHUNK if rate is None else max(1024, min(_CHUNK, int(rate / 20)))
-        try:
-            while True:
-                size = chunk if reset_at is None else min(chunk, reset_at - sent)
-                if size <= 0:
-                    return
-                data = source.recv(size)
-                if not data:
-                    with contextlib.suppress(OSError):
-                        sink.shutdown(socket.SHUT_WR)
-                    return
-                sink.sendall(data)
-                sent += len(data)
-                with self._lock:
-                    setattr(self.stats, counter, getattr(self.stats, counter) + len(data))
-                if rate is not None:  # no credit for idle time: a steady rate, no bursts
-                    due = max(due, time.monotonic()) + len(data) / rate
-                    time.sleep(max(0.0, due - time.monotonic()))
-        except OSError:
-            with contextlib.suppress(OSError):
-                sink.shutdown(socket.SHUT_WR)
 
     def _track(self, sock: socket.socket) -> None:
         with self._lock:
@@ -232,7 +210,76 @@ class FaultProxy:
             self._sockets.discard(sock)
 
 
+class _Link:
+    """One proxied connection: both directions, their byte count, and the planned reset."""
+
+    def __init__(
+        self,
+        client: socket.socket,
+        server: socket.socket,
+        reset_at: int | None,
+        rate: float | None,
+        count: Callable[[str, int], None],
+        take_reset: Callable[[], bool],
+    ) -> None:
+        self.sockets = (client, server)
+        self.reset_at = reset_at
+        self.rate = rate
+        self.count = count
+        self.take_reset = take_reset
+        self.moved = 0
+        self.was_reset = False
+        self._lock = threading.Lock()
+
+    def _allowance(self, wanted: int) -> int:
+        """Bytes that may still go through before the reset (all of them if none is planned)."""
+        if self.reset_at is None:
+            return wanted
+        with self._lock:
+            return max(0, min(wanted, self.reset_at - self.moved))
+
+    def _moved(self, amount: int) -> bool:
+        """Count ``amount`` bytes; True if the connection is reset now or was already."""
+        with self._lock:
+            self.moved += amount
+            if self.was_reset or self.reset_at is None or self.moved < self.reset_at:
+                return self.was_reset
+            if not self.take_reset():  # the budget is spent: this connection lives on
+                self.reset_at = None
+                return False
+            self.was_reset = True
+            for sock in self.sockets:
+                _reset(sock)
+            return True
+
+    def pump(self, source: socket.socket, sink: socket.socket, counter: str) -> None:
+        """Copy ``source`` to ``sink`` until EOF, an error, or the reset."""
+        rate, due = self.rate, time.monotonic()
+        chunk = _CHUNK if rate is None else max(1024, min(_CHUNK, int(rate / 20)))
+        try:
+            while not self.was_reset:
+                size = self._allowance(chunk)
+                data = source.recv(size) if size else b""
+                if size and not data:
+                    with contextlib.suppress(OSError):
+                        sink.shutdown(socket.SHUT_WR)
+                    return
+                if data:
+                    sink.sendall(data)
+                    self.count(counter, len(data))
+                if self._moved(len(data)):
+                    return
+                if rate is not None:  # no credit for idle time: a steady rate, no bursts
+                    due = max(due, time.monotonic()) + len(data) / rate
+                    time.sleep(max(0.0, due - time.monotonic()))
+        except OSError:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+
 def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv (close does not)
     with contextlib.suppress(OSError):
         sock.close()
 
@@ -241,7 +288,10 @@ def _reset(sock: socket.socket) -> None:
     """Close with a TCP reset, not a graceful FIN: the peer gets ECONNRESET."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    _close(sock)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)  # wakes our own reader without sending a FIN
+    with contextlib.suppress(OSError):
+        sock.close()
 
 
 def _swallow(client: socket.socket, closed: threading.Event) -> None:

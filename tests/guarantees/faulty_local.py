@@ -123,9 +123,13 @@ class FaultyLocalStorageDriver(LocalStorageDriver):
         if self.state.take("http_errors"):
             raise self._unavailable(f"{call} answered {faults.http_status}")
 
-    def _write_call(self, call: str, do: Any) -> Any:
-        """A write that a reset interrupts either before or after it landed."""
+    def _write_call(self, call: str, size: int, do: Any) -> Any:
+        """A write of ``size`` bytes, which a reset interrupts before or after it landed."""
         self._enter(call)
+        rate = self.state.faults.bytes_per_s
+        if rate is not None:
+            time.sleep(size / rate)  # the time it takes to send
+        self.state.count("bytes_up", size)
         if not self.state.take("resets"):
             return do()
         if random.random() < 0.5:
@@ -181,12 +185,12 @@ class FaultyLocalStorageDriver(LocalStorageDriver):
     # -- writes ---------------------------------------------------------------------------------
 
     def upload_object(self, file_path: str, object_name: str) -> None:
-        local = LocalStorageDriver
-        self._write_call("upload", lambda: local.upload_object(self, file_path, object_name))
+        local, size = LocalStorageDriver, os.path.getsize(file_path)
+        self._write_call("upload", size, lambda: local.upload_object(self, file_path, object_name))
 
     def create_object(self, file_path: str, object_name: str) -> None:
-        local = LocalStorageDriver
-        self._write_call("create", lambda: local.create_object(self, file_path, object_name))
+        local, size = LocalStorageDriver, os.path.getsize(file_path)
+        self._write_call("create", size, lambda: local.create_object(self, file_path, object_name))
 
     def write_object(
         self,
@@ -198,6 +202,7 @@ class FaultyLocalStorageDriver(LocalStorageDriver):
     ) -> None:
         self._write_call(
             "write",
+            len(data),
             lambda: LocalStorageDriver.write_object(
                 self, data, object_name, if_match=if_match, if_absent=if_absent
             ),

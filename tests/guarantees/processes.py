@@ -1,93 +1,116 @@
-"""Worker processes (:mod:`tests.guarantees.worker`) started, released and killed by a test."""
+"""Worker processes (:mod:`tests.guarantees.worker`) started, released and killed by a test.
+
+Workers are forked by a multiprocessing fork server that has already imported modelkit-assets
+and every backend's SDK: dozens of client processes per backend then cost milliseconds each,
+where a fresh interpreter costs half a second of imports. They are real processes all the same
+(their own pid, memory and connections), killed with a real SIGKILL. The fork server lives as
+long as the test session and exits with it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
-from tests.guarantees.faults import REPO_ROOT
+from tests.guarantees import worker
 
-#: Longest wait for a worker to import and build its clients, or to finish its work.
+#: Longest wait for a worker to build its clients, or to finish its work.
 READY_TIMEOUT_S: Final = 60.0
 WORK_TIMEOUT_S: Final = 120.0
+_PRELOAD: Final = [
+    "tests.guarantees.worker",
+    "tests.guarantees.faulty_local",
+    "modelkit_assets_s3.driver",
+    "modelkit_assets_gcs.driver",
+    "modelkit_assets_az.driver",
+]
+
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload(_PRELOAD)
 
 
 class Worker:
-    """One ``python -m tests.guarantees.worker`` process, in the test's environment."""
+    """One worker process, in the environment the test has when it starts it."""
 
     def __init__(self, args: list[str], log_dir: Path, name: str) -> None:
         self.name = name
         self.stderr_path = log_dir / f"{name}.stderr"
-        with open(self.stderr_path, "wb") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.guarantees.worker", *args],
-                cwd=REPO_ROOT,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
+        self._conn, child = _context.Pipe()
+        self.process = _context.Process(
+            target=worker.run,
+            args=(dict(os.environ), args, child, str(self.stderr_path)),
+            name=name,
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
         self.events: list[dict[str, Any]] = []
         self.started_at = 0.0
 
     @property
-    def stdout(self) -> IO[str]:
-        assert self.process.stdout is not None
-        return self.process.stdout
-
-    @property
     def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _receive(self, timeout: float) -> dict[str, Any] | None:
+        """The next event, or None once the worker is gone."""
+        try:
+            if not self._conn.poll(timeout):
+                return None
+            event: dict[str, Any] = json.loads(self._conn.recv_bytes())
+        except (EOFError, OSError, ValueError):  # gone, or killed in the middle of a send
+            return None
+        return event
 
     def wait_ready(self) -> None:
-        line = self.stdout.readline()
-        if not line.startswith('{"ready"'):
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"worker {self.name} did not start: {line!r}\n{self.stderr}")
+        event = self._receive(READY_TIMEOUT_S)
+        if event is None or "ready" not in event:
+            self.stop()
+            raise AssertionError(f"worker {self.name} did not start: {event}\n{self.stderr}")
 
     def go(self) -> None:
-        assert self.process.stdin is not None
         self.started_at = time.monotonic()
-        self.process.stdin.write("go\n")
-        self.process.stdin.close()
-        self.process.stdin = None  # communicate() must not flush it again
+        self._conn.send_bytes(b"go")
 
     def kill_after(self, delay_s: float) -> bool:
-        """``kill -9`` the worker ``delay_s`` after :meth:`go`; False if it had finished."""
+        """SIGKILL the worker ``delay_s`` after :meth:`go`; False if it had already ended."""
         time.sleep(max(0.0, self.started_at + delay_s - time.monotonic()))
-        finished = self.process.poll() is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.process.pid, signal.SIGKILL)
+        running = self.process.is_alive()
+        self.process.kill()
         self.finish(expect_exit=None)
-        return not finished
+        return running
 
     def finish(self, expect_exit: int | None = 0) -> list[dict[str, Any]]:
-        """Wait for the end; return the JSON events (asserting the exit code if given)."""
-        out, _ = self.process.communicate(timeout=WORK_TIMEOUT_S)
-        self.events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        """Wait for the end; return the events (asserting the exit code if given)."""
+        deadline = time.monotonic() + WORK_TIMEOUT_S
+        while (event := self._receive(max(0.0, deadline - time.monotonic()))) is not None:
+            self.events.append(event)
+        self.process.join(max(0.0, deadline - time.monotonic()))
         if expect_exit is not None:
-            assert self.process.returncode == expect_exit, (
-                f"worker {self.name} exited with {self.process.returncode}: {self.events}\n"
+            assert self.process.exitcode == expect_exit, (
+                f"worker {self.name} exited with {self.process.exitcode}: {self.events}\n"
                 + self.stderr
             )
         return self.events
 
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.exitcode
+
     def stop(self) -> None:
         """Kill the worker if it still runs (teardown: no process is ever left behind)."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired, ValueError, OSError):
-            self.process.communicate(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(10)
+        self._conn.close()
 
 
 class Workers:
@@ -97,23 +120,30 @@ class Workers:
         self.log_dir = log_dir
         self.started: list[Worker] = []
 
-    def start(self, *args: str, name: str | None = None) -> Worker:
-        worker = Worker(list(args), self.log_dir, name or f"worker-{len(self.started)}")
-        self.started.append(worker)
-        return worker
-
-    def start_together(self, commands: list[list[str]]) -> list[Worker]:
-        """Start one worker per command, wait until all are ready, then release them at once."""
-        workers = [self.start(*command) for command in commands]
-        for worker in workers:
-            worker.wait_ready()
-        for worker in workers:
-            worker.go()
+    def start(self, commands: list[list[str]]) -> list[Worker]:
+        """Start one worker per command; they build their clients, then wait for :meth:`go`."""
+        workers = [
+            Worker(command, self.log_dir, f"worker-{len(self.started) + i}")
+            for i, command in enumerate(commands)
+        ]
+        self.started.extend(workers)
         return workers
 
+    @staticmethod
+    def go(workers: list[Worker]) -> list[Worker]:
+        """Wait until every worker is ready, then release them all at once."""
+        for started in workers:
+            started.wait_ready()
+        for started in workers:
+            started.go()
+        return workers
+
+    def start_together(self, commands: list[list[str]]) -> list[Worker]:
+        return self.go(self.start(commands))
+
     def stop_all(self) -> None:
-        for worker in self.started:
-            worker.stop()
+        for started in self.started:
+            started.stop()
 
 
 @contextlib.contextmanager

@@ -81,7 +81,7 @@ def test_racing_pushes_of_one_version_have_one_winner(
     started = workers.start_together(
         [["push", str(source), "contested", "0.1"] for source in sources]
     )
-    outcomes = [(w.finish(expect_exit=None), w.process.returncode) for w in started]
+    outcomes = [(w.finish(expect_exit=None), w.exitcode) for w in started]
 
     winners = [i for i, (_, code) in enumerate(outcomes) if code == 0]
     losers = [events for events, code in outcomes if code != 0]

@@ -1,0 +1,169 @@
+"""Guarantee 2: crashes never serve partial data, and a killed push can be retried.
+
+Worker processes fetch and push over a throttled link (so that a transfer takes a fraction of
+a second) and are killed with SIGKILL at spread moments, from just after they start to after
+they could have finished. Then:
+
+- a fetch again returns exactly the bytes pushed, and whatever the killed fetch left behind
+  (temporaries, a lock) is cleaned; a version the cache calls complete is never partial;
+- a killed push has published its version only if it finished; retried with the same content it
+  succeeds (the objects it left are accepted), while different content is refused.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from modelkit_assets import AssetsManager, StorageProvider, errors
+from modelkit_assets.cache import AssetsCache
+from tests.conftest import StoreEnv
+from tests.faultproxy import Faults
+from tests.guarantees.assets import KIB, leftovers, make_file, make_tree, tree_bytes
+from tests.guarantees.faults import FaultInjector
+from tests.guarantees.figures import record
+from tests.guarantees.processes import Worker, Workers
+from tests.servers import Backend
+
+#: Bandwidth per connection while workers fetch (768 KiB take 0.75 s) and push (576 KiB in two
+#: connections take 0.56 s).
+FETCH_RATE = 1024 * KIB
+PUSH_RATE = 512 * KIB
+#: When each worker is killed, in seconds after it was released.
+FETCH_KILLS = {"model:0.0": (0.05, 0.3, 0.6), "weights": (0.15, 0.45, 0.8)}
+PUSH_KILLS = (0.03, 0.15, 0.3, 0.5, 0.7)
+NEW_KILLS = (0.08, 0.4)
+
+
+@pytest.fixture
+def slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two transfers at a time, so that each stage of a transfer lasts long enough to hit."""
+    monkeypatch.setenv("MODELKIT_STORAGE_MAX_WORKERS", "2")
+    monkeypatch.setenv("MODELKIT_STORAGE_TIMEOUT_S", "20")
+
+
+def kill_in_order(plans: list[tuple[Worker, float]]) -> int:
+    """Kill each worker at its moment; return how many were still working when killed."""
+    return sum(worker.kill_after(delay) for worker, delay in sorted(plans, key=lambda p: p[1]))
+
+
+def test_killed_fetches_never_leave_a_partial_asset(
+    backend: Backend,
+    store_env: StoreEnv,
+    injector: FaultInjector,
+    workers: Workers,
+    tmp_path: Path,
+    slow: None,
+) -> None:
+    sources = {
+        "model": make_tree(tmp_path / "model", {f"part{i}.bin": 128 * KIB for i in range(6)}),
+        "weights": make_file(tmp_path / "weights.bin", 768 * KIB),
+    }
+    store = StorageProvider()
+    for name, source in sources.items():
+        store.new(str(source), name)
+    runs = [(spec, delay) for spec, delays in FETCH_KILLS.items() for delay in delays]
+    caches = [tmp_path / f"cache-{i}" for i in range(len(runs))]
+    for cache in caches:
+        cache.mkdir()
+
+    injector.set(Faults(bytes_per_s=FETCH_RATE))
+    started = workers.start_together(
+        [["fetch", spec, str(cache)] for (spec, _), cache in zip(runs, caches, strict=True)]
+    )
+    landed = kill_in_order([(w, delay) for w, (_, delay) in zip(started, runs, strict=True)])
+    injector.set(Faults())
+
+    def check(spec: str, cache: Path) -> tuple[bool, bool, bool]:
+        """(debris left, complete after the kill, partial though complete), then a fetch."""
+        name = spec.split(":")[0]
+        expected = tree_bytes(sources[name])
+        debris = bool(leftovers(cache))
+        complete = AssetsCache(str(cache)).is_complete(name, "0.0")
+        partial = complete and tree_bytes(cache / name / "0.0") != expected
+        info = AssetsManager(assets_dir=str(cache)).fetch_asset(spec, return_info=True)
+        assert tree_bytes(info["path"]) == expected, spec
+        assert leftovers(cache) == []
+        return debris, complete, partial
+
+    with ThreadPoolExecutor(len(runs)) as pool:
+        checks = list(pool.map(check, [spec for spec, _ in runs], caches))
+    debris, complete, partial = (sum(column) for column in zip(*checks, strict=True))
+    record(
+        "2 killed fetches",
+        backend,
+        kills=len(runs),
+        kills_mid_work=landed,
+        left_debris=debris,
+        complete_before_kill=complete,
+        partial_results=partial,
+    )
+    assert partial == 0
+    assert landed >= len(runs) // 2, "most kills must land while the fetch works"
+    assert debris >= 1, "some kill must have interrupted a download"
+
+
+def check_retry(store: StorageProvider, name: str, version: str, source: Path, other: Path) -> str:
+    """After a killed push of ``source``: what it left, then a retry, then a refused rewrite."""
+    listed = store.asset_exists(name) and version in store.get_versions_info(name)
+    claimed = store.driver.exists(store.get_meta_object_name(name, version))
+    if listed:
+        outcome = "published"
+    elif claimed:
+        outcome = "claimed"
+        with pytest.raises(errors.VersionConflictError):
+            store.push(str(other), name, version)
+        assert not (store.asset_exists(name) and version in store.get_versions_info(name))
+    else:
+        outcome = "untouched"
+    if not listed:
+        store.push(str(source), name, version)  # the retry, with the same content
+    assert version in store.get_versions_info(name)
+    fetched = AssetsManager().fetch_asset(f"{name}:{version}")
+    assert tree_bytes(fetched) == tree_bytes(source)
+    with pytest.raises(errors.VersionConflictError):
+        store.push(str(other), name, version)
+    return outcome
+
+
+def test_killed_pushes_never_publish_and_retry_with_the_same_content(
+    backend: Backend,
+    store_env: StoreEnv,
+    injector: FaultInjector,
+    workers: Workers,
+    tmp_path: Path,
+    slow: None,
+) -> None:
+    store = StorageProvider()
+    seed = make_file(tmp_path / "seed.bin", 10)
+    other = make_tree(tmp_path / "other", {"x.bin": 1000})
+    runs: list[tuple[str, str, Path, float]] = []
+    for k, delay in enumerate(PUSH_KILLS):
+        store.new(str(seed), f"updated{k}")
+        runs.append((f"updated{k}", "0.1", tmp_path / f"src-u{k}", delay))
+    for k, delay in enumerate(NEW_KILLS):
+        runs.append((f"created{k}", "0.0", tmp_path / f"src-n{k}", delay))
+    for _, _, source, _ in runs:
+        make_tree(source, {f"f{i}.bin": 96 * KIB for i in range(6)})
+
+    injector.set(Faults(bytes_per_s=PUSH_RATE))
+    started = workers.start_together(
+        [["push", str(source), name, version] for name, version, source, _ in runs]
+    )
+    landed = kill_in_order([(w, run[3]) for w, run in zip(started, runs, strict=True)])
+    injector.set(Faults())
+
+    with ThreadPoolExecutor(len(runs)) as pool:
+        outcomes = list(
+            pool.map(lambda run: check_retry(store, run[0], run[1], run[2], other), runs)
+        )
+    for k in range(len(NEW_KILLS)):  # an interrupted `new` never leaves the asset stuck
+        with pytest.raises(errors.AssetAlreadyExistsError):
+            store.new(str(seed), f"created{k}")
+        assert store.update_next(str(seed), f"created{k}").version == "0.1"
+    counts = {o: outcomes.count(o) for o in ("untouched", "claimed", "published")}
+    record("2 killed pushes", backend, kills=len(runs), kills_mid_work=landed, **counts)
+    assert landed >= len(runs) // 2, "most kills must land while the push works"
+    assert counts["claimed"] >= 1, "some kill must have interrupted a push after its claim"
