@@ -139,7 +139,6 @@ def modelkit_cli() -> None:
 @output_options
 def assets_cli() -> None:
     """Push, list and fetch assets in the configured store (MODELKIT_STORAGE_*)."""
-    _configure_logging(0, False)
 
 
 def _progress(ctx: click.Context) -> TransferProgress:
@@ -284,22 +283,7 @@ def update_command(
 def list_command(storage_prefix: str | None, as_json: bool) -> None:
     """List the assets of the store with their versions."""
     store = _store(storage_prefix)
-    rows: list[dict[str, Any]] = []
-    for name, versions in store.iterate_assets():
-        push_date = None
-        if versions:
-            try:
-                push_date = store.read_meta(name, versions[0]).push_date.isoformat()
-            except errors.ModelkitAssetsError as exc:
-                logger.warning("cannot read the meta of %s:%s: %s", name, versions[0], exc)
-        rows.append(
-            {
-                "name": name,
-                "versions": versions,
-                "latest": versions[0] if versions else None,
-                "push_date": push_date,
-            }
-        )
+    rows = store.list_assets()
     if as_json:
         _echo_json(
             {
