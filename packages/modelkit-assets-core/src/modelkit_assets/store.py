@@ -428,14 +428,15 @@ class StorageProvider:
         file against the sizes and hashes of its meta. ``target`` must not exist yet."""
         meta = meta or self.read_meta(name, version)
         parts = meta.contents if meta.is_directory else ("",)
+        destinations = {p: safe_join(target, p, "the meta") if p else target for p in parts}
         if meta.is_directory:
             os.makedirs(target)
+            for folder in sorted({os.path.dirname(d) for d in destinations.values()} - {target}):
+                os.makedirs(folder, exist_ok=True)  # once each, not once per file
         progress.start(f"fetch {name}:{version}", meta.size or 0, len(parts))
 
         def fetch(part: str) -> None:
-            destination = safe_join(target, part, "the meta") if part else target
-            if part:
-                os.makedirs(os.path.dirname(destination), exist_ok=True)
+            destination = destinations[part]
             self._download(self._part_object_name(name, version, part), destination)
             expected = meta.digests.get(part)
             if expected is not None:

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterator
 from typing import Any, ClassVar, Final
 
@@ -65,12 +65,12 @@ class LocalStorageDriver(StorageDriver):
                     yield name
 
     def _temp_beside(self, path: str) -> str:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=os.path.dirname(path), prefix="." + os.path.basename(path) + _TMP_MARK
-        )
-        os.close(fd)
-        return tmp
+        """A new unique name beside ``path``; the writer creates the file (mkstemp's extra
+        create, close and truncate made small pushes a third slower)."""
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+        return os.path.join(parent, f".{os.path.basename(path)}{_TMP_MARK}{uuid.uuid4().hex}")
 
     def upload_object(self, file_path: str, object_name: str) -> None:
         path = self._path(object_name)
@@ -89,7 +89,8 @@ class LocalStorageDriver(StorageDriver):
             shutil.copyfile(file_path, tmp)
             self._link_new(tmp, path, object_name)
         finally:
-            os.unlink(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     @staticmethod
     def _link_new(tmp: str, path: str, object_name: str) -> None:
