@@ -66,5 +66,6 @@ def local_copy(asset_path: str, max_workers: int | None = None) -> Iterator[str]
             os.makedirs(os.path.dirname(target), exist_ok=True)
             driver.download_object(name, target)
 
-        run_parallel(fetch, names, max_workers or settings.storage_max_workers())
+        workers = max_workers or settings.storage_max_workers(driver.default_max_workers)
+        run_parallel(fetch, names, workers)
         yield root

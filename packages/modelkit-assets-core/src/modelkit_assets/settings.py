@@ -70,8 +70,9 @@ def storage_force_download() -> bool:
     return env_flag("MODELKIT_STORAGE_FORCE_DOWNLOAD")
 
 
-def storage_max_workers() -> int:
-    return env_int("MODELKIT_STORAGE_MAX_WORKERS", DEFAULT_MAX_WORKERS)
+def storage_max_workers(default: int | None = None) -> int:
+    """The variable's value, else ``default`` (a driver's own), else DEFAULT_MAX_WORKERS."""
+    return env_int("MODELKIT_STORAGE_MAX_WORKERS", default or DEFAULT_MAX_WORKERS)
 
 
 def assets_dir() -> str:

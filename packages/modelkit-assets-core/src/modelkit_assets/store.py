@@ -89,10 +89,12 @@ class StorageProvider:
         self.force_download = (
             settings.storage_force_download() if force_download is None else force_download
         )
-        self.max_workers = max_workers or settings.storage_max_workers()
         self.versioning = get_versioning_system(versioning)
         self.driver = make_driver(
             name, bucket or settings.storage_bucket(), client, self.timeout, **driver_settings
+        )
+        self.max_workers = max_workers or settings.storage_max_workers(
+            self.driver.default_max_workers
         )
 
     def __repr__(self) -> str:

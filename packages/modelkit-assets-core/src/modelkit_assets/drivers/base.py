@@ -32,6 +32,9 @@ class StorageDriver(abc.ABC):
     provider_name: ClassVar[str] = "storage"
     #: Capabilities this driver offers (see :data:`modelkit_assets.records.CONDITIONAL_WRITES`).
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: Transfers in flight at once when ``MODELKIT_STORAGE_MAX_WORKERS`` is unset (None: 16,
+    #: right for network stores, whose requests mostly wait).
+    default_max_workers: ClassVar[int | None] = None
 
     bucket: str
 

@@ -40,6 +40,10 @@ class LocalStorageDriver(StorageDriver):
 
     provider_name = "local"
     capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+    #: Copies on a local disk wait on the kernel, not on a network: more threads only contend
+    #: for the GIL (16 made a 1000-file fetch a third slower than 2). Set
+    #: MODELKIT_STORAGE_MAX_WORKERS higher for a bucket folder on a network filesystem.
+    default_max_workers = 2
 
     def __init__(self, bucket: str | None = None, **kwargs: Any) -> None:
         super().__init__(bucket, **kwargs)
