@@ -5,12 +5,21 @@
     ASSETS_DIR/{name}/{version}/...          a directory asset, complete once
     ASSETS_DIR/{name}/{version}/.SUCCESS     exists inside it
     ASSETS_DIR/.cache/{name}.lock            held while a process downloads {name}
+    ASSETS_DIR/.cache/{name}.lock.heartbeat  rewritten by that process while it holds the lock
 
 A version is downloaded into a temporary name beside its final one (``.{version}.tmp-*``),
 checked, then published by one rename, its SUCCESS marker last for a file and inside the
-renamed folder for a directory: no reader ever sees a partial asset under its final name. The
-lock only saves duplicate work; a process that waits for it watches the temporary files grow
-and gives up only when they stop growing for ``timeout`` seconds.
+renamed folder for a directory: no reader ever sees a partial asset under its final name.
+
+The lock only saves duplicate work: several processes fetching one asset download it once.
+The others wait for as long as the download shows signs of life, however long it takes: its
+temporary files grow, or its owner's heartbeat goes on (drivers that receive a file in large
+chunks, such as Azure's, write nothing for a while). The operating system releases the lock
+of a process that dies, and a waiter takes over at once. A waiter gives up with
+LockTimeoutError only when neither sign changed for ``timeout`` seconds
+(``MODELKIT_ASSETS_TIMEOUT_S``): an owner that is frozen or hung. An owner whose transfer
+stalls on the network is bounded by its own storage timeouts, after which it fails and releases
+the lock.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +42,7 @@ from .versioning.base import AssetsVersioningSystem
 SUCCESS: Final = ".SUCCESS"
 _TMP: Final = ".tmp-"
 _POLL_S: Final = 0.2
+_HEARTBEAT: Final = ".heartbeat"
 
 T = TypeVar("T")
 
@@ -110,13 +121,17 @@ class AssetsCache:
             os.replace(staging, final)
             open(file_marker, "wb").close()
 
-    def _progress_signature(self, name: str) -> tuple[int, int]:
-        """Bytes and files in the temporary downloads of ``name``: it grows while one runs."""
+    def _progress_signature(self, name: str, heartbeat: str) -> tuple[int, int, bytes]:
+        """Bytes and files in the temporary downloads of ``name``, and the owner's heartbeat:
+        one of them changes while a download runs."""
         size = count = 0
+        beat = b""
+        with contextlib.suppress(OSError), open(heartbeat, "rb") as f:
+            beat = f.read()
         try:
             entries = list(os.scandir(self.asset_folder(name)))
         except OSError:
-            return (0, 0)
+            return (0, 0, beat)
         for entry in entries:
             if not (entry.name.startswith(".") and _TMP in entry.name):
                 continue
@@ -127,29 +142,59 @@ class AssetsCache:
                 with contextlib.suppress(OSError):
                     size += os.stat(path).st_size
                     count += 1
-        return size, count
+        return size, count, beat
 
     @contextlib.contextmanager
     def download_lock(self, name: str) -> Iterator[None]:
-        """Hold ``name``'s lock; wait while its holder makes progress, then take over."""
+        """Hold ``name``'s lock, with a heartbeat; wait while its holder shows signs of life."""
         lock_path = safe_join(os.path.join(self.assets_dir, ".cache"), name + ".lock", "a lock")
         os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+        heartbeat = lock_path + _HEARTBEAT
         lock = filelock.FileLock(lock_path)
-        signature, last_change = self._progress_signature(name), time.monotonic()
+        signature, last_change = self._progress_signature(name, heartbeat), time.monotonic()
         while True:
             try:
                 lock.acquire(timeout=_POLL_S)
                 break
             except filelock.Timeout:
-                current = self._progress_signature(name)
+                current = self._progress_signature(name, heartbeat)
                 if current != signature:
                     signature, last_change = current, time.monotonic()
                 elif time.monotonic() - last_change > self.timeout_s:
                     raise errors.LockTimeoutError(name, self.timeout_s) from None
         try:
-            yield
+            with _beating(heartbeat, min(_POLL_S, self.timeout_s / 4)):
+                yield
         finally:
             lock.release()
+
+
+@contextlib.contextmanager
+def _beating(path: str, interval_s: float) -> Iterator[None]:
+    """Rewrite ``path`` with a new count every ``interval_s`` while the block runs.
+
+    A count in the content, not a modification time: some filesystems keep mtimes to the second.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        count = 0
+        while True:
+            count += 1
+            with contextlib.suppress(OSError), open(path, "wb") as f:
+                f.write(f"{os.getpid()} {count}".encode())
+            if stop.wait(interval_s):
+                return
+
+    thread = threading.Thread(target=beat, name="modelkit-assets-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _remove(path: str) -> None:
