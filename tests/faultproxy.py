@@ -24,7 +24,6 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
 from types import TracebackType
 from typing import Final
 
@@ -49,6 +48,10 @@ class Faults:
     #: Connections whose first request is answered with ``http_status`` instead of the server.
     http_errors: int = 0
     http_status: int = 503
+    #: Connections in which one server-to-client byte is flipped, at an offset drawn from
+    #: ``corrupt_at`` (past the headers of a large response: a corruption in transit).
+    corruptions: int = 0
+    corrupt_at: tuple[int, int] = (0, 0)
     #: Bandwidth per connection and direction (None: unlimited).
     bytes_per_s: float | None = None
     #: Delay before a new connection is forwarded.
@@ -66,6 +69,7 @@ class Stats:
     connections: int = 0
     resets: int = 0
     http_errors: int = 0
+    corruptions: int = 0
     refused: int = 0
     blackholed: int = 0
     bytes_up: int = 0
@@ -75,8 +79,9 @@ class Stats:
 
     @property
     def faults(self) -> int:
-        """Faults injected: resets, error answers, refused and swallowed connections."""
-        return self.resets + self.http_errors + self.refused + self.blackholed
+        """Faults injected: resets, error answers, corruptions, refused and swallowed
+        connections."""
+        return self.resets + self.http_errors + self.corruptions + self.refused + self.blackholed
 
 
 class FaultProxy:
@@ -137,11 +142,13 @@ class FaultProxy:
                 self._threads.append(thread)
             thread.start()
 
-    def _take_http_error(self) -> bool:
+    def _take(self, counter: str) -> bool:
+        """Spend one fault of kind ``counter`` (``http_errors``, ``corruptions``) if any is left."""
         with self._lock:
-            if self.stats.http_errors >= self.faults.http_errors:
+            used = getattr(self.stats, counter)
+            if used >= getattr(self.faults, counter):
                 return False
-            self.stats.http_errors += 1
+            setattr(self.stats, counter, used + 1)
             return True
 
     def _take_reset(self) -> bool:
@@ -173,16 +180,17 @@ class FaultProxy:
                 self._count("blackholed", 1)
                 _swallow(client, self._closed)
                 return
-            if self._take_http_error():
+            if self._take("http_errors"):
                 _answer_error(client, faults.http_status)
                 return
             reset_at = random.randint(*faults.reset_after) if faults.resets else None
-            self._forward(client, reset_at, faults.bytes_per_s)
+            corrupt_at = random.randint(*faults.corrupt_at) if faults.corruptions else None
+            self._forward(client, reset_at, corrupt_at)
         finally:
             self._untrack(client)
             _close(client)
 
-    def _forward(self, client: socket.socket, reset_at: int | None, rate: float | None) -> None:
+    def _forward(self, client: socket.socket, reset_at: int | None, corrupt_at: int | None) -> None:
         """Forward until either side closes, or until the connection is reset on purpose."""
         try:
             server = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
@@ -191,7 +199,7 @@ class FaultProxy:
             return
         server.settimeout(None)
         self._track(server)
-        link = _Link(client, server, reset_at, rate, self._count, self._take_reset)
+        link = _Link((client, server), self, reset_at, corrupt_at)
         try:
             up = threading.Thread(target=link.pump, args=(client, server, "bytes_up"), daemon=True)
             up.start()
@@ -211,23 +219,20 @@ class FaultProxy:
 
 
 class _Link:
-    """One proxied connection: both directions, their byte count, and the planned reset."""
+    """One proxied connection: both directions, their byte counts, the planned faults."""
 
     def __init__(
         self,
-        client: socket.socket,
-        server: socket.socket,
+        sockets: tuple[socket.socket, socket.socket],
+        proxy: FaultProxy,
         reset_at: int | None,
-        rate: float | None,
-        count: Callable[[str, int], None],
-        take_reset: Callable[[], bool],
+        corrupt_at: int | None,
     ) -> None:
-        self.sockets = (client, server)
+        self.sockets = sockets
+        self.proxy = proxy
         self.reset_at = reset_at
-        self.rate = rate
-        self.count = count
-        self.take_reset = take_reset
-        self.moved = 0
+        self.corrupt_at = corrupt_at
+        self.moved = self.moved_down = 0
         self.was_reset = False
         self._lock = threading.Lock()
 
@@ -244,7 +249,7 @@ class _Link:
             self.moved += amount
             if self.was_reset or self.reset_at is None or self.moved < self.reset_at:
                 return self.was_reset
-            if not self.take_reset():  # the budget is spent: this connection lives on
+            if not self.proxy._take_reset():  # the budget is spent: this connection lives on
                 self.reset_at = None
                 return False
             self.was_reset = True
@@ -252,9 +257,19 @@ class _Link:
                 _reset(sock)
             return True
 
+    def _corrupted(self, data: bytes) -> bytes:
+        """``data`` (server to client), with one byte flipped if the corruption point is in it."""
+        start, self.moved_down = self.moved_down, self.moved_down + len(data)
+        at = self.corrupt_at
+        if at is None or not start <= at < self.moved_down or not self.proxy._take("corruptions"):
+            return data
+        flipped = bytearray(data)
+        flipped[at - start] ^= 0xFF
+        return bytes(flipped)
+
     def pump(self, source: socket.socket, sink: socket.socket, counter: str) -> None:
         """Copy ``source`` to ``sink`` until EOF, an error, or the reset."""
-        rate, due = self.rate, time.monotonic()
+        rate, due = self.proxy.faults.bytes_per_s, time.monotonic()
         chunk = _CHUNK if rate is None else max(1024, min(_CHUNK, int(rate / 20)))
         try:
             while not self.was_reset:
@@ -265,8 +280,10 @@ class _Link:
                         sink.shutdown(socket.SHUT_WR)
                     return
                 if data:
+                    if counter == "bytes_down":
+                        data = self._corrupted(data)
                     sink.sendall(data)
-                    self.count(counter, len(data))
+                    self.proxy._count(counter, len(data))
                 if self._moved(len(data)):
                     return
                 if rate is not None:  # no credit for idle time: a steady rate, no bursts

@@ -94,6 +94,17 @@ def test_resets_uploads_too(proxy: FaultProxy) -> None:
     assert proxy.stats.bytes_down == 0
 
 
+def test_flips_one_byte_in_transit(proxy: FaultProxy) -> None:
+    proxy.faults = Faults(corruptions=1, corrupt_at=(100_000, 100_000))
+    corrupted = get(proxy)
+    assert len(corrupted) == len(BODY)
+    assert [i for i, (a, b) in enumerate(zip(corrupted, BODY, strict=True)) if a != b] == [
+        100_000 - (proxy.stats.bytes_down - len(BODY))
+    ]
+    assert get(proxy) == BODY
+    assert proxy.stats.corruptions == 1
+
+
 def test_answers_http_errors_in_the_servers_place(proxy: FaultProxy) -> None:
     proxy.faults = Faults(http_errors=2, http_status=503)
     for _ in range(2):

@@ -1,9 +1,9 @@
 """Fixtures of the guarantee tests, and the figures they report at the end of the run.
 
-Each test records what it ran and counted (:func:`record`): processes and updates, versions
-lost, kills tried, faults injected and survived. At the end of the session the figures are
-written to ``guarantees.json`` in pytest's base temporary folder and summed up in the terminal
-summary, whether or not ``-s`` is given.
+Each test records what it ran and counted with :func:`tests.guarantees.figures.record`:
+processes and updates, versions lost, kills tried, faults injected and survived. At the end of
+the session the figures are written to ``guarantees.json`` in pytest's base temporary folder
+and summed up in the terminal summary, whether or not ``-s`` is given.
 """
 
 from __future__ import annotations
@@ -85,9 +85,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         if any(key in f for f in FIGURES)
     }
     backends = sorted({f["backend"] for f in FIGURES})
-    terminalreporter.write_line(
-        f"total over {', '.join(backends)}: "
-        + ", ".join(f"{label} {value}" for label, value in totals.items())
-    )
+    if totals:
+        terminalreporter.write_line(
+            f"total over {', '.join(backends)}: "
+            + ", ".join(f"{label} {value}" for label, value in totals.items())
+        )
     if path is not None:
         terminalreporter.write_line(f"figures written to {path}")

@@ -9,7 +9,8 @@ process of a test; each fault has its network counterpart:
 - ``resets``: a call fails with StorageUnavailableError in the middle: a download leaves part of
   the object behind, a write fails either before or after it landed (the answer was lost);
 - ``http_errors``: a call fails before doing anything (a 503);
-- ``bytes_per_s``: downloads trickle into their destination at that rate;
+- ``corruptions``: a download arrives with one byte flipped;
+- ``bytes_per_s``: downloads trickle into their destination at that rate, writes wait;
 - ``refuse`` / ``blackhole``: every call fails at once / after a wait (a store that is down).
 """
 
@@ -164,6 +165,8 @@ class FaultyLocalStorageDriver(LocalStorageDriver):
         self._trickle(source, destination_path, cut, faults.bytes_per_s)
         if cut is not None:
             raise self._unavailable(f"download reset after {cut} bytes")
+        if self.state.take("corruptions"):
+            _flip_byte(destination_path, random.randint(*faults.corrupt_at))
 
     def _trickle(self, source: str, destination: str, cut: int | None, rate: float | None) -> None:
         """Copy up to ``cut`` bytes at ``rate`` bytes per second, visibly growing the file."""
@@ -207,6 +210,17 @@ class FaultyLocalStorageDriver(LocalStorageDriver):
                 self, data, object_name, if_match=if_match, if_absent=if_absent
             ),
         )
+
+
+def _flip_byte(path: str, offset: int) -> None:
+    """Flip the byte at ``offset`` (or the last one) of a non-empty file."""
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size:
+            f.seek(min(offset, size - 1))
+            byte = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([byte[0] ^ 0xFF]))
 
 
 @hookimpl

@@ -38,13 +38,15 @@ _context.set_forkserver_preload(_PRELOAD)
 class Worker:
     """One worker process, in the environment the test has when it starts it."""
 
-    def __init__(self, args: list[str], log_dir: Path, name: str) -> None:
+    def __init__(
+        self, args: list[str], log_dir: Path, name: str, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.stderr_path = log_dir / f"{name}.stderr"
         self._conn, child = _context.Pipe()
         self.process = _context.Process(
             target=worker.run,
-            args=(dict(os.environ), args, child, str(self.stderr_path)),
+            args=({**os.environ, **(env or {})}, args, child, str(self.stderr_path)),
             name=name,
             daemon=True,
         )
@@ -102,6 +104,11 @@ class Worker:
         return self.events
 
     @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    @property
     def exitcode(self) -> int | None:
         return self.process.exitcode
 
@@ -120,10 +127,11 @@ class Workers:
         self.log_dir = log_dir
         self.started: list[Worker] = []
 
-    def start(self, commands: list[list[str]]) -> list[Worker]:
-        """Start one worker per command; they build their clients, then wait for :meth:`go`."""
+    def start(self, commands: list[list[str]], env: dict[str, str] | None = None) -> list[Worker]:
+        """Start one worker per command, in the test's environment updated with ``env``; they
+        build their clients, then wait for :meth:`go`."""
         workers = [
-            Worker(command, self.log_dir, f"worker-{len(self.started) + i}")
+            Worker(command, self.log_dir, f"worker-{len(self.started) + i}", env)
             for i, command in enumerate(commands)
         ]
         self.started.extend(workers)

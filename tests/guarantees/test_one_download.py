@@ -119,7 +119,7 @@ def test_a_stalled_owner_is_given_up_on_after_the_stall_timeout(
     (owner,) = workers.start_together([["fetch", "big"]])
     (waiter,) = workers.start([["fetch", "big"]])
     wait_for_download_start(store_env.assets_dir, owner)
-    os.kill(owner.process.pid, signal.SIGSTOP)
+    os.kill(owner.pid, signal.SIGSTOP)
     try:
         workers.go([waiter])
         events = waiter.finish(expect_exit=1)
@@ -127,7 +127,7 @@ def test_a_stalled_owner_is_given_up_on_after_the_stall_timeout(
     finally:
         owner.process.kill()
         with contextlib.suppress(ProcessLookupError):
-            os.kill(owner.process.pid, signal.SIGCONT)
+            os.kill(owner.pid, signal.SIGCONT)
     record("3 stalled owner", backend, waited_s=round(waited, 2), stall_timeout_s=STALL_TIMEOUT_S)
     assert events[0]["error"] == "LockTimeoutError", events
     assert STALL_TIMEOUT_S <= waited < STALL_TIMEOUT_S + 5

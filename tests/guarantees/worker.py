@@ -14,12 +14,14 @@ Commands::
     update NAME COUNT TAG WORKDIR   push COUNT new versions of NAME with update_next, each with
                                     its own content; send version and sha256 of each
     push SOURCE NAME VERSION        push SOURCE as NAME:VERSION
-    fetch SPEC [ASSETS_DIR]         fetch SPEC into ASSETS_DIR (default: MODELKIT_ASSETS_DIR);
+    fetch SPEC[,SPEC...] [ASSETS_DIR]
+                                    fetch each SPEC into ASSETS_DIR (default: MODELKIT_ASSETS_DIR);
                                     send where, which version, and whether from the cache
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -65,11 +67,13 @@ def prepare(emit: Emit, command: str, args: list[str]) -> Callable[[], None]:
     """Build the clients now (so that the work starts at the go), and return the work."""
     if command == "fetch":
         manager = AssetsManager(args[1] if len(args) > 1 else None)
-        _ = manager.storage_provider
+        with contextlib.suppress(errors.ModelkitAssetsError):  # the fetch meets it again
+            _ = manager.storage_provider
 
         def fetch() -> None:
-            info = manager.fetch_asset(args[0], return_info=True)
-            emit(path=info["path"], version=info["version"], from_cache=info["from_cache"])
+            for spec in args[0].split(","):
+                info = manager.fetch_asset(spec, return_info=True)
+                emit(path=info["path"], version=info["version"], from_cache=info["from_cache"])
 
         return fetch
     store = StorageProvider()

@@ -1,10 +1,22 @@
-"""Fetching assets into the local cache: resolve the spec, download once, return the path."""
+"""Fetching assets into the local cache: resolve the spec, download once, return the path.
+
+An unreachable store does not take a service down. A pinned version already in the cache is
+returned without building the provider, so without any network. For any other spec, if the
+store cannot be reached or used (:data:`UNREACHABLE`: a network fault that outlived the
+retries, refused credentials, a missing bucket or folder), at any step (reading ``.versions``,
+the ``.meta``, or the download itself), the newest complete local version that matches the spec
+is returned instead, with a warning; the store's error is raised only when there is none.
+After such a fallback the manager does not ask the store again for one storage timeout
+(``MODELKIT_STORAGE_TIMEOUT_S``) when a local version can serve: a service that fetches many
+assets at start waits for an unreachable store once, not once per asset.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Literal, overload
+import time
+from typing import Any, Final, Literal, overload
 
 from . import errors, settings
 from .cache import AssetsCache, clean_stale_downloads
@@ -16,6 +28,13 @@ from .store import StorageProvider
 from .versioning.base import AssetsVersioningSystem
 
 logger = logging.getLogger(__name__)
+
+#: Store errors after which a fetch falls back to what the assets dir already holds.
+UNREACHABLE: Final = (
+    errors.StorageUnavailableError,
+    errors.StorageAccessDeniedError,
+    errors.BucketDoesNotExistError,
+)
 
 
 class AssetsManager:
@@ -39,6 +58,8 @@ class AssetsManager:
         #: Where downloads report their progress (the CLI draws a bar; the API stays silent).
         self.progress: TransferProgress = NO_PROGRESS
         self._provider_name = None if storage_provider else settings.storage_provider()
+        #: Until when (monotonic) the store is known to be unreachable, and why.
+        self._unreachable: tuple[float, Exception] | None = None
         if self._provider_name:
             get_registry().driver(self._provider_name)  # fail now on an unknown provider
         self.versioning = (
@@ -98,10 +119,43 @@ class AssetsManager:
             assert parsed.version is not None
             if self.cache.is_complete(parsed.name, parsed.version):  # the lock-free fast path
                 return self._info(parsed, parsed.version, from_cache=True)
-        version = self._resolve_version(parsed, original=spec)
-        if isinstance(version, dict):
-            return version
-        return self._ensure_local(parsed, version, force)
+        if self._unreachable is not None and time.monotonic() < self._unreachable[0]:
+            fallback = self._local_fallback(parsed, self._unreachable[1])
+            if fallback is not None:
+                return fallback
+        try:
+            version = self._resolve_version(parsed, original=spec)
+            if isinstance(version, dict):
+                return version
+            return self._ensure_local(parsed, version, force)
+        except UNREACHABLE as exc:
+            fallback = self._local_fallback(parsed, exc)
+            if fallback is None:
+                raise
+            timeout = settings.storage_timeout_s()
+            if self._storage_provider is not None:
+                timeout = self._storage_provider.timeout
+            self._unreachable = (time.monotonic() + timeout, exc)
+            return fallback
+
+    def _local_fallback(self, spec: AssetSpec, exc: Exception) -> dict[str, Any] | None:
+        """The info of the newest complete local version matching ``spec``, with a warning."""
+        local = self.cache.local_versions(spec.name, self.versioning)
+        if spec.version is not None:
+            if spec.is_version_complete:
+                local = [spec.version] if spec.version in local else []
+            else:
+                local = [v for v in local if self.versioning.matches(spec.version, v)]
+        if not local:
+            return None
+        logger.warning(
+            "the store cannot be reached (%s); using %s:%s from %s",
+            exc,
+            spec.name,
+            local[0],
+            self.assets_dir,
+        )
+        return self._info(spec, local[0], from_cache=True)
 
     def _resolve_version(self, spec: AssetSpec, original: str | AssetSpec) -> str | dict[str, Any]:
         """The exact version to fetch, or the info of a local path when ``spec`` is one."""
@@ -113,18 +167,14 @@ class AssetsManager:
                     "it is not in the assets dir and no storage provider is configured",
                 )
             return spec.version
-        local = self.cache.local_versions(spec.name, self.versioning)
         provider = self.storage_provider
-        versions = local
-        if provider is not None:
+        if provider is None:
+            versions = self.cache.local_versions(spec.name, self.versioning)
+        else:
             try:
                 versions = provider.get_versions_info(spec.name)
             except errors.AssetDoesNotExistError:
                 versions = []
-            except (errors.StorageUnavailableError, errors.StorageAccessDeniedError) as exc:
-                if not local:
-                    raise
-                logger.warning("store unreachable (%s); using local versions of %s", exc, spec.name)
         if not versions:
             if spec.version is None and isinstance(original, str):
                 found = self._local_path_info(original)
@@ -151,9 +201,11 @@ class AssetsManager:
                 return self._info(spec, version, from_cache=True)
             clean_stale_downloads(self.cache, spec.name, version)
             meta = self.cache.install(
-                spec.name, version, lambda target: provider.download_to(
+                spec.name,
+                version,
+                lambda target: provider.download_to(
                     spec.name, version, target, progress=self.progress
-                )
+                ),
             )
         logger.info("downloaded %s:%s", spec.name, version)
         return self._info(spec, version, from_cache=False, meta=meta.to_public())
