@@ -32,9 +32,9 @@ from tests.servers import Backend
 FETCH_RATE = 1024 * KIB
 PUSH_RATE = 512 * KIB
 #: When each worker is killed, in seconds after it was released.
-FETCH_KILLS = {"model:0.0": (0.05, 0.3, 0.6), "weights": (0.15, 0.45, 0.8)}
-PUSH_KILLS = (0.03, 0.15, 0.3, 0.5, 0.7)
-NEW_KILLS = (0.08, 0.4)
+FETCH_KILLS = {"model:0.0": (0.05, 0.4), "weights": (0.2, 0.65)}
+PUSH_KILLS = (0.03, 0.25, 0.5)
+NEW_KILLS = (0.12, 0.4)
 
 
 @pytest.fixture
@@ -83,7 +83,8 @@ def test_killed_fetches_never_leave_a_partial_asset(
         debris = bool(leftovers(cache))
         complete = AssetsCache(str(cache)).is_complete(name, "0.0")
         partial = complete and tree_bytes(cache / name / "0.0") != expected
-        info = AssetsManager(assets_dir=str(cache)).fetch_asset(spec, return_info=True)
+        manager = AssetsManager(assets_dir=str(cache), storage_provider=store)
+        info = manager.fetch_asset(spec, return_info=True)
         assert tree_bytes(info["path"]) == expected, spec
         assert leftovers(cache) == []
         return debris, complete, partial
@@ -121,7 +122,7 @@ def check_retry(store: StorageProvider, name: str, version: str, source: Path, o
     if not listed:
         store.push(str(source), name, version)  # the retry, with the same content
     assert version in store.get_versions_info(name)
-    fetched = AssetsManager().fetch_asset(f"{name}:{version}")
+    fetched = AssetsManager(storage_provider=store).fetch_asset(f"{name}:{version}")
     assert tree_bytes(fetched) == tree_bytes(source)
     with pytest.raises(errors.VersionConflictError):
         store.push(str(other), name, version)

@@ -25,9 +25,9 @@ from tests.guarantees.figures import record
 from tests.guarantees.processes import Worker, Workers
 from tests.servers import Backend
 
-SIZE = 1536 * KIB
-#: The link: the download takes 1.5 s, three times the stall timeout below.
-RATE = 1024 * KIB
+SIZE = 1024 * KIB
+#: The link: the download takes 1.33 s, 2.7 times the stall timeout below.
+RATE = 768 * KIB
 STALL_TIMEOUT_S = 0.5
 WAITERS = 3
 

@@ -31,7 +31,7 @@ from tests.servers import Backend
 from tests.servers.process import free_port
 
 #: Every storage call gives up after this long, so that a black hole costs seconds.
-TIMEOUT_S = "1"
+TIMEOUT_S = "0.5"
 WARNING = re.compile(r"the store cannot be reached \(.+\); using model:0\.1 from ")
 
 
