@@ -21,18 +21,19 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import servers  # noqa: E402
+import servers
 
 BENCH: Final = Path(__file__).resolve().parent
 ROOT: Final = BENCH.parent
@@ -58,8 +59,13 @@ class Sizes:
     large: int
     huge: int
     reps: int
+    #: Runs of the large-file cases (modelkit's 256 MiB push to fake-gcs-server takes ~45 s).
+    large_reps: int
     cached_calls: int
     cli_reps: int
+    #: How long one push or fetch of the huge file may take (modelkit's 2 MiB resumable
+    #: chunks make a 1 GiB push to fake-gcs-server take many minutes).
+    huge_limit_s: float
 
     @property
     def label(self) -> dict[str, str]:
@@ -71,8 +77,8 @@ class Sizes:
         }
 
 
-FULL: Final = Sizes(1000, 100, 10 * KiB, 256 * MiB, 1024 * MiB, 3, 5000, 5)
-SMOKE: Final = Sizes(20, 2, KiB, 2 * MiB, 9 * MiB, 1, 50, 1)
+FULL: Final = Sizes(1000, 100, 10 * KiB, 256 * MiB, 1024 * MiB, 3, 1, 5000, 5, 60)
+SMOKE: Final = Sizes(20, 2, KiB, 2 * MiB, 9 * MiB, 1, 1, 50, 1, 60)
 
 
 def _size(n: int) -> str:
@@ -160,6 +166,7 @@ def _version(python: Path | str, distribution: str) -> str:
 class Sample:
     seconds: float
     peak_rss_kib: int = 0
+    stopped: bool = False  # ran out of time: ``seconds`` is a lower bound
 
 
 @dataclass
@@ -175,9 +182,12 @@ class Results:
         found = self.samples.get((case, provider, project))
         return statistics.median(s.seconds for s in found) if found else None
 
+    def stopped(self, case: str, provider: str, project: str) -> bool:
+        return any(s.stopped for s in self.samples.get((case, provider, project), ()))
+
     def peak_mb(self, case: str, provider: str, project: str) -> float | None:
-        found = self.samples.get((case, provider, project))
-        return max(s.peak_rss_kib for s in found) * KiB / 1e6 if found else None
+        found = [s.peak_rss_kib for s in self.samples.get((case, provider, project), ())]
+        return max(found) * KiB / 1e6 if found and max(found) else None
 
 
 class Bench:
@@ -221,10 +231,18 @@ class Bench:
         }
 
     def child(
-        self, project: str, operation: str, params: dict[str, object], env: dict[str, str]
+        self,
+        project: str,
+        operation: str,
+        params: Mapping[str, object],
+        env: dict[str, str],
+        limit_s: float = 900,
     ) -> dict[str, float]:
-        """Run one operation in a fresh process of ``project``'s Python; its result."""
-        os.sync()  # no operation pays for the write-back of the one before
+        """Run one operation in a fresh process of ``project``'s Python; its result. One still
+        running after ``limit_s`` seconds is stopped: its result is then ``stopped`` (1), with
+        its peak memory so far."""
+        if self.sizes.large >= 64 * MiB:
+            os.sync()  # no operation pays for the write-back of the one before
         self._children += 1
         result = self.work / "tmp" / f"result-{self._children}.json"
         result.parent.mkdir(exist_ok=True)
@@ -238,10 +256,16 @@ class Bench:
             json.dumps(params),
         ]
         with open(log, "wb") as out:
-            done = subprocess.run(
-                command, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=900
-            )
-        if done.returncode != 0:
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            process.wait(limit_s)
+        except subprocess.TimeoutExpired:
+            peak = _peak_rss_kib(process.pid)
+            process.kill()
+            process.wait()
+            print(f"  {project} {operation} stopped after {limit_s:g} s", flush=True)
+            return {"seconds": limit_s, "peak_rss_kib": peak, "stopped": 1}
+        if process.returncode != 0:
             tail = log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{project} {operation} {params} failed ({log}):\n{tail}")
         values: dict[str, float] = json.loads(result.read_text())
@@ -265,23 +289,42 @@ class Bench:
 
     # -- the cases -----------------------------------------------------------------------------
 
-    def push(self, case: str, store: servers.Store, project: str, what: str, name: str) -> None:
+    def _record(self, case: str, provider: str, project: str, values: dict[str, float]) -> bool:
+        stopped = bool(values.get("stopped"))
+        sample = Sample(values["seconds"], int(values["peak_rss_kib"]), stopped)
+        self.results.add(case, provider, project, sample)
+        return not stopped
+
+    def push(
+        self,
+        case: str,
+        store: servers.Store,
+        project: str,
+        what: str,
+        name: str,
+        limit_s: float = 900,
+    ) -> bool:
+        """Time a push; False if it was stopped."""
         params = {"path": str(self.data[what]), "name": name, "version": VERSION}
-        values = self.child(project, "push", params, self.env(store, project))
-        self.results.add(
-            case, store.provider, project, Sample(values["seconds"], int(values["peak_rss_kib"]))
-        )
+        values = self.child(project, "push", params, self.env(store, project), limit_s)
+        return self._record(case, store.provider, project, values)
 
     def fetch(
-        self, case: str, store: servers.Store, project: str, name: str, assets_dir: Path
-    ) -> None:
+        self,
+        case: str,
+        store: servers.Store,
+        project: str,
+        name: str,
+        assets_dir: Path,
+        limit_s: float = 900,
+    ) -> bool:
+        """Time a fetch into an empty ``assets_dir``; False if it was stopped."""
         shutil.rmtree(assets_dir, ignore_errors=True)
         assets_dir.mkdir(parents=True)
         params = {"spec": f"{name}:{VERSION}", "assets_dir": str(assets_dir)}
-        values = self.child(project, "fetch", params, self.env(store, project, assets_dir))
-        self.results.add(
-            case, store.provider, project, Sample(values["seconds"], int(values["peak_rss_kib"]))
-        )
+        env = self.env(store, project, assets_dir)
+        values = self.child(project, "fetch", params, env, limit_s)
+        return self._record(case, store.provider, project, values)
 
     def cached(self, store: servers.Store, project: str, name: str, assets_dir: Path) -> None:
         """A cached pinned fetch, per call from Python and as a whole CLI process."""
@@ -305,7 +348,7 @@ class Bench:
         """Every case on one store, projects alternating, large objects deleted once measured."""
         assets = self.work / "assets"
         for rep in range(self.sizes.reps):
-            for what in ("many", "few", "large"):
+            for what in ("many", "few", "large")[: 3 if rep < self.sizes.large_reps else 2]:
                 name = f"{what}-r{rep}"
                 for project in self.order(rep):
                     self.push(f"push_{what}", store, project, what, name)
@@ -317,11 +360,24 @@ class Bench:
                         _delete(store, f"bench-{project}", name)
                         shutil.rmtree(assets / project / what)
         for project in self.projects:  # peak memory: one huge object on the server at a time
-            self.push("push_huge", store, project, "huge", "huge")
-            self.fetch("fetch_huge", store, project, "huge", assets / project / "huge")
+            limit = self.sizes.huge_limit_s
+            if self.push("push_huge", store, project, "huge", "huge", limit):
+                self.fetch("fetch_huge", store, project, "huge", assets / project / "huge", limit)
             _delete(store, f"bench-{project}", "huge")
-            shutil.rmtree(assets / project / "huge")
+            shutil.rmtree(assets / project / "huge", ignore_errors=True)
         shutil.rmtree(assets, ignore_errors=True)
+
+
+def _peak_rss_kib(pid: int) -> int:
+    """A running process's peak resident memory so far (``VmHWM``), in KiB."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _delete(store: servers.Store, prefix: str, name: str) -> None:
@@ -363,18 +419,27 @@ class Row:
     status: str
 
 
+def _time_cell(results: Results, case: str, provider: str, project: str) -> str:
+    seconds = results.median(case, provider, project)
+    stopped = results.stopped(case, provider, project)
+    return ("> " if stopped else "") + _duration(seconds)
+
+
 def _speed_row(
     results: Results, operation: str, case: str, provider: str, target: float | None
 ) -> Row:
     ours, ref = results.median(case, provider, "ours"), results.median(case, provider, "ref")
     ratio = ref / ours if ours and ref else None
     status = "-" if ratio is None or target is None else ("ok" if ratio >= target else "MISSED")
+    bound = "> " if results.stopped(case, provider, "ref") else ""
+    if results.stopped(case, provider, "ours"):
+        ratio, status, bound = None, "MISSED", ""
     return Row(
         operation,
         servers.SERVER_NAMES.get(provider, provider),
-        _duration(ours),
-        _duration(ref),
-        "-" if ratio is None else f"{ratio:.1f}x",
+        _time_cell(results, case, provider, "ours"),
+        _time_cell(results, case, provider, "ref"),
+        "-" if ratio is None else f"{bound}{ratio:.1f}x",
         "-" if target is None else f">= {target:g}x",
         status,
     )
@@ -406,7 +471,11 @@ def _memory_row(results: Results, operation: str, case: str, provider: str, limi
             results.peak_mb(case, provider, project),
             results.median(case, provider, project),
         )
-        return "-" if peak is None else f"{peak:.0f} MB ({_duration(seconds)})"
+        if peak is None:
+            return "-"
+        if results.stopped(case, provider, project):
+            return f"{peak:.0f} MB (stopped after {_duration(seconds)})"
+        return f"{peak:.0f} MB ({_duration(seconds)})"
 
     ours = results.peak_mb(case, provider, "ours")
     return Row(
@@ -460,9 +529,8 @@ def markdown(rows: list[Row]) -> str:
     header = ("operation", "store", "modelkit-assets", "modelkit", "speed-up", "target", "")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
-        lines.append(
-            f"| {row.operation} | {row.provider} | {row.ours} | {row.ref} | {row.ratio} | {row.target} | {row.status} |"
-        )
+        cells = (row.operation, row.provider, row.ours, row.ref, row.ratio, row.target, row.status)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -475,20 +543,27 @@ def report(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
     servers_used = ", ".join(servers.SERVER_NAMES[p] for p in providers)
+    command = "python bench/run.py" + (" --smoke" if sizes.files == SMOKE.files else "")
+    python = platform.python_version()
+    today, helps = datetime.date.today().isoformat(), sizes.cli_reps * 2
+    large, limit = sizes.large_reps, sizes.huge_limit_s
     return f"""# Benchmark: modelkit-assets vs modelkit
 
-Run on {datetime.date.today().isoformat()} by `python bench/run.py{" --smoke" if sizes == SMOKE else ""}` ({minutes:.1f} minutes):
-modelkit-assets-core {ours} (commit {commit or "?"}) against modelkit {ref}; Python {platform.python_version()},
-{os.cpu_count()} cores shared by client and server; stores: {servers_used}.
+Run on {today} by `{command}` ({minutes:.1f} minutes): modelkit-assets-core
+{ours} (commit {commit or "?"}) against modelkit {ref}; Python {python}, {os.cpu_count()} cores
+shared by client and server; stores: {servers_used}.
 
-Each figure is the median of {sizes.reps} runs ({sizes.cli_reps * 2} for `--help`, {sizes.cli_reps} per run for the CLI
-fetch), the two projects taking turns, each operation in a fresh process of its own virtualenv, on
-the same data and the same server. Speed-up = modelkit's time / modelkit-assets' time. A push is
+Each figure is the median of {sizes.reps} runs ({large} for the large file, {helps} for
+`--help`, {sizes.cli_reps} a run for the CLI fetch), the two projects taking turns, each
+operation in a fresh process of its own virtualenv, on the same data and the same server.
+Speed-up = modelkit's time / modelkit-assets' time. A push is
 `StorageProvider().new(path, name, "0.0")`, a fetch `AssetsManager().fetch_asset("name:0.0")`
-into an empty assets dir (modelkit-assets also checks every file's sha256 against the meta), both
-timed from building the store or manager to the return, with the cloud SDK already imported.
-Peak RSS is the child process's `VmHWM` (Python, the SDK and the transfer included). CLI figures
-are whole processes, start to exit.
+into an empty assets dir (modelkit-assets also checks every file's sha256 against the meta),
+both timed from building the store or manager to the return, with the cloud SDK already
+imported. CLI figures are whole processes, start to exit. Peak RSS is the child process's
+`VmHWM` (Python, the SDK and the transfer included); the huge file is pushed and fetched once,
+one provider at a time, and an operation still running after {limit:g} s is stopped: its time
+is then a lower bound, its peak memory the peak so far.
 
 {markdown(rows)}"""
 
@@ -537,7 +612,7 @@ def main() -> int:
     parser.add_argument(
         "--reference-venv",
         default=str(BENCH / ".work" / "modelkit-venv"),
-        help="virtualenv of modelkit (made on first use, except in --smoke, which uses it if there)",
+        help="modelkit's virtualenv (made on first use; --smoke only uses it if it is there)",
     )
     parser.add_argument("--no-reference", action="store_true", help="do not time modelkit")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
@@ -549,6 +624,8 @@ def main() -> int:
             parser.error(
                 f"unknown provider {provider!r}: choose among {', '.join(servers.PROVIDERS)}"
             )
+    # Stopped from outside, still stop the servers (the `with` blocks): SIGTERM as ^C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):
         return run(args)
     return 130
