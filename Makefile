@@ -40,5 +40,12 @@ lint: install
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Side by side with modelkit (installed into bench/.work by the benchmark), ~15 minutes.
+bench: install
+	$(BIN)/python bench/run.py
+
+bench-smoke: install
+	$(BIN)/python bench/run.py --smoke
+
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache
