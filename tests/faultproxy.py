@@ -1,8 +1,8 @@
 """A fault-injecting TCP proxy on loopback, to put between a client and a test server.
 
 It forwards every connection to ``127.0.0.1:target_port`` and, as told by its :class:`Faults`,
-slows it down, resets it in the middle of a transfer, answers HTTP errors in the server's place,
-or swallows it whole. Everything it injects is counted in :attr:`FaultProxy.stats`, so a test
+delays or slows it down, resets it in the middle of a transfer (either way), answers HTTP errors
+in the server's place, flips a byte of what the server sends, or swallows it whole. Everything it injects is counted in :attr:`FaultProxy.stats`, so a test
 can assert that faults really happened (a fault test whose faults never fire proves nothing)::
 
     with FaultProxy(server_port) as proxy:

@@ -119,8 +119,10 @@ def check_retry(store: StorageProvider, name: str, version: str, source: Path, o
         assert not (store.asset_exists(name) and version in store.get_versions_info(name))
     else:
         outcome = "untouched"
-    if not listed:
-        store.push(str(source), name, version)  # the retry, with the same content
+    if not listed and version == "0.0":
+        store.new(str(source), name)  # the retry of an interrupted `new`, same content
+    elif not listed:
+        store.update(str(source), name, version)  # the retry of an interrupted `update`
     assert version in store.get_versions_info(name)
     fetched = AssetsManager(storage_provider=store).fetch_asset(f"{name}:{version}")
     assert tree_bytes(fetched) == tree_bytes(source)
