@@ -12,11 +12,12 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 
-from modelkit_assets import AssetsManager, StorageProvider
+from modelkit_assets import AssetsManager, StorageProvider, errors
 from tests.conftest import StoreEnv
 from tests.faultproxy import Faults, Stats
 from tests.guarantees.assets import KIB, leftovers, make_file, make_tree, tree_bytes
@@ -137,3 +138,40 @@ def test_an_outage_shorter_than_the_timeout_is_ridden_out(
     assert tree_bytes(path) == tree_bytes(file)
     assert outage[0].refused >= 1
     assert elapsed < TIMEOUT_S
+
+
+def test_writes_whose_answer_was_lost_are_recognised(
+    backend: Backend,
+    store_env: StoreEnv,
+    sources: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each write of an update lands, then fails as if its answer had been lost on the way
+    back; the retried write finds it, and the update keeps its version, listed once."""
+    file = sources[1]
+    store = StorageProvider()
+    store.new(str(file), "weights")
+    driver = store.driver
+    lost: list[str] = []
+
+    def landed_but_lost(method: str) -> Any:
+        real = getattr(driver, method)
+
+        def call(data: Any, object_name: str, **kwargs: Any) -> Any:
+            result = real(data, object_name, **kwargs)
+            kind = next((k for k in ("meta", "versions") if object_name.endswith(k)), "data")
+            if kind not in lost:
+                lost.append(kind)
+                raise errors.StorageUnavailableError(backend.provider, "the answer was lost")
+            return result
+
+        return call
+
+    for method in ("create_object", "write_object"):
+        monkeypatch.setattr(driver, method, landed_but_lost(method))
+    plan = store.update_next(str(file), "weights")
+    record("4 lost answers", backend, faults_injected=len(lost), faults_survived=len(lost))
+    assert lost == ["meta", "data", "versions"]
+    assert plan.version == "0.1"
+    assert store.get_versions_info("weights") == ["0.1", "0.0"]
+    assert tree_bytes(AssetsManager().fetch_asset("weights:0.1")) == tree_bytes(file)

@@ -11,8 +11,8 @@ Each step it completes is sent to the test as one JSON object; a failure sends
 
 Commands::
 
-    update NAME COUNT TAG WORKDIR   push COUNT new versions of NAME with update_next, each with
-                                    its own content; send version and sha256 of each
+    update NAME COUNT TAG WORKDIR   push COUNT new versions of NAME with update_next, with
+                                    contents made from TAG and the step; send version and sha256
     push SOURCE NAME VERSION        push SOURCE as NAME:VERSION
     fetch SPEC[,SPEC...] [ASSETS_DIR]
                                     fetch each SPEC into ASSETS_DIR (default: MODELKIT_ASSETS_DIR);
@@ -54,9 +54,10 @@ class Counter(logging.Handler):
 
 
 def update(emit: Emit, store: StorageProvider, name: str, count: str, tag: str, dir: str) -> None:
+    """COUNT updates; workers given the same TAG push the same contents, in the same order."""
     for i in range(int(count)):
-        content = f"{tag} update {i} {uuid.uuid4().hex}\n".encode() * (1 + i % 7) * 50
-        path = os.path.join(dir, f"{tag}-{i}.bin")
+        content = f"{tag} update {i}\n".encode() * (1 + i % 7) * 50
+        path = os.path.join(dir, f"{uuid.uuid4().hex}.bin")
         with open(path, "wb") as f:
             f.write(content)
         plan = store.update_next(path, name)

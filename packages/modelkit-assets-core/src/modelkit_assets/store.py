@@ -4,7 +4,10 @@ A push is lossless under concurrency when the driver offers conditional writes:
 
 1. the version's ``.meta`` is created only if absent: that claims the version. If a ``.meta``
    is already there with the same content hashes, a killed push is being retried and goes on;
-   any other ``.meta`` means the version belongs to someone else (VersionConflictError);
+   any other ``.meta`` means the version belongs to someone else (VersionConflictError). An
+   update that picks its version itself (:meth:`StorageProvider.update_next`) goes on only
+   with its own ``.meta`` (same push date: its earlier attempt whose answer was lost); another
+   push of the same bytes makes it take the next version, so no two updates report one version;
 2. every data object is created only if absent; one already present with the same sha256 (left
    by a killed push) is accepted, anything else is a conflict;
 3. the version is added to ``.versions`` by compare-and-swap, retried until it sticks.
@@ -268,7 +271,9 @@ class StorageProvider:
                 raise errors.AssetDoesNotExistError(name)
             new_version = self._increment(name, found[0] + taken, version, bump_major)
             try:
-                return self._push_source(source, name, new_version, dry_run, progress)
+                return self._push_source(
+                    source, name, new_version, dry_run, progress, exclusive=True
+                )
             except errors.VersionConflictError:
                 if time.monotonic() > deadline:
                     raise
@@ -317,6 +322,7 @@ class StorageProvider:
         version: str,
         dry_run: bool,
         progress: TransferProgress,
+        exclusive: bool = False,
     ) -> PushPlan:
         self.versioning.validate(version)
         if not self.versioning.is_version_complete(version):
@@ -330,7 +336,7 @@ class StorageProvider:
             contents=tuple(f.part for f in source.files) if source.is_directory else (),
             digests={f.part: f.digest for f in source.files},
         )
-        self._claim_version(name, version, meta)
+        self._claim_version(name, version, meta, exclusive)
         progress.start(f"push {name}:{version}", source.size, len(source.files))
         try:
             run_parallel(
@@ -346,7 +352,8 @@ class StorageProvider:
         )
         return plan
 
-    def _claim_version(self, name: str, version: str, meta: AssetMeta) -> None:
+    def _claim_version(self, name: str, version: str, meta: AssetMeta, exclusive: bool) -> None:
+        """Create the version's ``.meta`` (see step 1 above); ``exclusive``: only ours will do."""
         object_name = self.get_meta_object_name(name, version)
         data = meta.to_json()
         try:
@@ -354,7 +361,10 @@ class StorageProvider:
                 lambda: self.driver.write_object(data, object_name, if_absent=True), object_name
             )
         except errors.PreconditionFailedError:
-            if not meta.same_content(self.read_meta(name, version)):
+            existing = self.read_meta(name, version)
+            if not meta.same_content(existing):
+                raise errors.VersionConflictError(name, version) from None
+            if exclusive and existing.push_date != meta.push_date:
                 raise errors.VersionConflictError(name, version) from None
             logger.info("resuming an earlier push of %s:%s with the same content", name, version)
 
