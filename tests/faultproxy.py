@@ -2,8 +2,9 @@
 
 It forwards every connection to ``127.0.0.1:target_port`` and, as told by its :class:`Faults`,
 delays or slows it down, resets it in the middle of a transfer (either way), answers HTTP errors
-in the server's place, flips a byte of what the server sends, or swallows it whole. Everything it injects is counted in :attr:`FaultProxy.stats`, so a test
-can assert that faults really happened (a fault test whose faults never fire proves nothing)::
+in the server's place, flips a byte of what the server sends, or swallows it whole. Everything
+it injects is counted in :attr:`FaultProxy.stats`, so a test can assert that faults really
+happened (a fault test whose faults never fire proves nothing)::
 
     with FaultProxy(server_port) as proxy:
         proxy.faults = Faults(resets=3, reset_after=(0, 200_000), bytes_per_s=2_000_000)

@@ -27,14 +27,14 @@ from tests.guarantees.figures import record
 from tests.guarantees.processes import Worker, Workers
 from tests.servers import Backend
 
-#: Bandwidth per connection while workers fetch (768 KiB take 0.75 s) and push (576 KiB in two
-#: connections take 0.56 s).
-FETCH_RATE = 1024 * KIB
-PUSH_RATE = 512 * KIB
+#: Bandwidth per connection while workers fetch (768 KiB take 0.5 s) and push (576 KiB in two
+#: connections take 0.4 s).
+FETCH_RATE = 1536 * KIB
+PUSH_RATE = 768 * KIB
 #: When each worker is killed, in seconds after it was released.
-FETCH_KILLS = {"model:0.0": (0.05, 0.4), "weights": (0.2, 0.65)}
-PUSH_KILLS = (0.03, 0.25, 0.5)
-NEW_KILLS = (0.12, 0.4)
+FETCH_KILLS = {"model:0.0": (0.04, 0.3), "weights": (0.15, 0.45)}
+PUSH_KILLS = (0.03, 0.18, 0.35)
+NEW_KILLS = (0.1, 0.28)
 
 
 @pytest.fixture
@@ -57,6 +57,13 @@ def test_killed_fetches_never_leave_a_partial_asset(
     tmp_path: Path,
     slow: None,
 ) -> None:
+    runs = [(spec, delay) for spec, delays in FETCH_KILLS.items() for delay in delays]
+    caches = [tmp_path / f"cache-{i}" for i in range(len(runs))]
+    for cache in caches:
+        cache.mkdir()
+    started = workers.start(  # they build their clients while the assets are pushed
+        [["fetch", spec, str(cache)] for (spec, _), cache in zip(runs, caches, strict=True)]
+    )
     sources = {
         "model": make_tree(tmp_path / "model", {f"part{i}.bin": 128 * KIB for i in range(6)}),
         "weights": make_file(tmp_path / "weights.bin", 768 * KIB),
@@ -64,15 +71,9 @@ def test_killed_fetches_never_leave_a_partial_asset(
     store = StorageProvider()
     for name, source in sources.items():
         store.new(str(source), name)
-    runs = [(spec, delay) for spec, delays in FETCH_KILLS.items() for delay in delays]
-    caches = [tmp_path / f"cache-{i}" for i in range(len(runs))]
-    for cache in caches:
-        cache.mkdir()
 
     injector.set(Faults(bytes_per_s=FETCH_RATE))
-    started = workers.start_together(
-        [["fetch", spec, str(cache)] for (spec, _), cache in zip(runs, caches, strict=True)]
-    )
+    workers.go(started)
     landed = kill_in_order([(w, delay) for w, (_, delay) in zip(started, runs, strict=True)])
     injector.set(Faults())
 
@@ -139,22 +140,23 @@ def test_killed_pushes_never_publish_and_retry_with_the_same_content(
     tmp_path: Path,
     slow: None,
 ) -> None:
+    runs: list[tuple[str, str, Path, float]] = [
+        *((f"updated{k}", "0.1", tmp_path / f"src-u{k}", d) for k, d in enumerate(PUSH_KILLS)),
+        *((f"created{k}", "0.0", tmp_path / f"src-n{k}", d) for k, d in enumerate(NEW_KILLS)),
+    ]
+    started = workers.start(  # they build their clients while the test sets the store up
+        [["push", str(source), name, version] for name, version, source, _ in runs]
+    )
     store = StorageProvider()
     seed = make_file(tmp_path / "seed.bin", 10)
     other = make_tree(tmp_path / "other", {"x.bin": 1000})
-    runs: list[tuple[str, str, Path, float]] = []
-    for k, delay in enumerate(PUSH_KILLS):
+    for k in range(len(PUSH_KILLS)):
         store.new(str(seed), f"updated{k}")
-        runs.append((f"updated{k}", "0.1", tmp_path / f"src-u{k}", delay))
-    for k, delay in enumerate(NEW_KILLS):
-        runs.append((f"created{k}", "0.0", tmp_path / f"src-n{k}", delay))
     for _, _, source, _ in runs:
         make_tree(source, {f"f{i}.bin": 96 * KIB for i in range(6)})
 
     injector.set(Faults(bytes_per_s=PUSH_RATE))
-    started = workers.start_together(
-        [["push", str(source), name, version] for name, version, source, _ in runs]
-    )
+    workers.go(started)
     landed = kill_in_order([(w, run[3]) for w, run in zip(started, runs, strict=True)])
     injector.set(Faults())
 

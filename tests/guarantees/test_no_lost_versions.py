@@ -28,18 +28,19 @@ def sha256_of(path: str) -> str:
 def test_concurrent_updates_lose_and_share_no_version(
     backend: Backend, store_env: StoreEnv, workers: Workers, tmp_path: Path
 ) -> None:
-    seed = tmp_path / "seed.txt"
-    seed.write_text("the first version")
-    store = StorageProvider()
-    store.new(str(seed), "shared")
     commands = []
     for i in range(PROCESSES):
         workdir = tmp_path / f"p{i}"
         workdir.mkdir()
         # The first two push the very same contents: they still get a version each.
         commands.append(["update", "shared", str(UPDATES), f"p{max(i, 1)}", str(workdir)])
+    started = workers.start(commands)
+    seed = tmp_path / "seed.txt"
+    seed.write_text("the first version")
+    store = StorageProvider()
+    store.new(str(seed), "shared")
 
-    events = [e for w in workers.start_together(commands) for e in w.finish()]
+    events = [e for w in workers.go(started) for e in w.finish()]
 
     reported = [e for e in events if "version" in e]
     assert len(reported) == PROCESSES * UPDATES
@@ -69,19 +70,15 @@ def test_concurrent_updates_lose_and_share_no_version(
 def test_racing_pushes_of_one_version_have_one_winner(
     backend: Backend, store_env: StoreEnv, workers: Workers, tmp_path: Path
 ) -> None:
+    sources = [tmp_path / f"racer-{i}.txt" for i in range(RACERS)]
+    started = workers.start([["push", str(source), "contested", "0.1"] for source in sources])
+    for i, source in enumerate(sources):
+        source.write_text(f"racer {i} wants version 0.1\n" * (i + 1))
     seed = tmp_path / "seed.txt"
     seed.write_text("the first version")
     store = StorageProvider()
     store.new(str(seed), "contested")
-    sources = []
-    for i in range(RACERS):
-        source = tmp_path / f"racer-{i}.txt"
-        source.write_text(f"racer {i} wants version 0.1\n" * (i + 1))
-        sources.append(source)
-
-    started = workers.start_together(
-        [["push", str(source), "contested", "0.1"] for source in sources]
-    )
+    workers.go(started)
     outcomes = [(w.finish(expect_exit=None), w.exitcode) for w in started]
 
     winners = [i for i, (_, code) in enumerate(outcomes) if code == 0]

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,15 +34,20 @@ WAITERS = 3
 
 
 @pytest.fixture
-def asset(
+def push_big(
     store_env: StoreEnv, injector: FaultInjector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """A pushed file asset ``big``; from now on the link is slow and stalls are short."""
-    source = make_file(tmp_path / "big.bin", SIZE)
-    StorageProvider().new(str(source), "big")
+) -> Callable[[], Path]:
+    """Short stalls for the workers started from now on; the returned function pushes the
+    file asset ``big`` (while they build their clients), then slows the link down."""
     monkeypatch.setenv("MODELKIT_ASSETS_TIMEOUT_S", str(STALL_TIMEOUT_S))
-    injector.set(Faults(bytes_per_s=RATE))
-    return source
+
+    def push() -> Path:
+        source = make_file(tmp_path / "big.bin", SIZE)
+        StorageProvider().new(str(source), "big")
+        injector.set(Faults(bytes_per_s=RATE))
+        return source
+
+    return push
 
 
 def downloads(stats: Stats) -> float:
@@ -64,11 +70,13 @@ def test_waiters_wait_for_a_slow_download_and_do_not_repeat_it(
     backend: Backend,
     store_env: StoreEnv,
     injector: FaultInjector,
-    asset: Path,
+    push_big: Callable[[], Path],
     workers: Workers,
 ) -> None:
+    fetchers = workers.start([["fetch", "big"]] * WAITERS)
+    asset = push_big()
     started = time.monotonic()
-    fetchers = workers.start_together([["fetch", "big"]] * WAITERS)
+    workers.go(fetchers)
     results = [w.finish()[0] for w in fetchers]
     elapsed = time.monotonic() - started
     stats = injector.stats
@@ -92,10 +100,12 @@ def test_a_waiter_takes_over_when_the_owner_dies(
     backend: Backend,
     store_env: StoreEnv,
     injector: FaultInjector,
-    asset: Path,
+    push_big: Callable[[], Path],
     workers: Workers,
 ) -> None:
-    (owner,) = workers.start_together([["fetch", "big"]])
+    (owner,) = workers.start([["fetch", "big"]])
+    asset = push_big()
+    workers.go([owner])
     waiters = workers.start([["fetch", "big"]] * 2)
     wait_for_download_start(store_env.assets_dir, owner)
     workers.go(waiters)
@@ -113,11 +123,12 @@ def test_a_stalled_owner_is_given_up_on_after_the_stall_timeout(
     backend: Backend,
     store_env: StoreEnv,
     injector: FaultInjector,
-    asset: Path,
+    push_big: Callable[[], Path],
     workers: Workers,
 ) -> None:
-    (owner,) = workers.start_together([["fetch", "big"]])
-    (waiter,) = workers.start([["fetch", "big"]])
+    owner, waiter = workers.start([["fetch", "big"]] * 2)
+    asset = push_big()
+    workers.go([owner])
     wait_for_download_start(store_env.assets_dir, owner)
     os.kill(owner.pid, signal.SIGSTOP)
     try:

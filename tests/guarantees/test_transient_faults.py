@@ -37,8 +37,8 @@ OUTAGE_S = 0.8
 def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """A directory asset and a file asset of random bytes; a retry budget for the test."""
     monkeypatch.setenv("MODELKIT_STORAGE_TIMEOUT_S", str(TIMEOUT_S))
-    tree = make_tree(tmp_path / "model", {"a.bin": 600 * KIB, "sub/b.bin": 300 * KIB, "c": 2})
-    return tree, make_file(tmp_path / "weights.bin", 1024 * KIB)
+    tree = make_tree(tmp_path / "model", {"a.bin": 384 * KIB, "sub/b.bin": 192 * KIB, "c": 2})
+    return tree, make_file(tmp_path / "weights.bin", 512 * KIB)
 
 
 def check_fetched(manager: AssetsManager, tree: Path, file: Path, force: bool = False) -> None:
@@ -49,7 +49,7 @@ def check_fetched(manager: AssetsManager, tree: Path, file: Path, force: bool = 
 def mid_transfer_faults(status: int) -> Faults:
     return Faults(
         resets=RESETS,
-        reset_after=(0, 400 * KIB),
+        reset_after=(0, 256 * KIB),
         http_errors=HTTP_ERRORS,
         http_status=status,
         bytes_per_s=RATE,

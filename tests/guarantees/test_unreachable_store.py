@@ -94,15 +94,6 @@ class Ways:
 def ways(
     backend: Backend, store_env: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Ways]:
-    """``model`` 0.0, 0.1 cached and 0.2 in the store, ``other`` only in the store."""
-    store = StorageProvider()
-    for version in ("0.0", "0.1", "0.2"):
-        source = make_file(tmp_path / f"model-{version}.bin", 1000)
-        store.push(str(source), "model", version)
-    store.new(str(make_file(tmp_path / "other.bin", 10)), "other")
-    manager = AssetsManager()
-    for version in ("0.0", "0.1"):
-        manager.fetch_asset(f"model:{version}")
     monkeypatch.setenv("MODELKIT_STORAGE_TIMEOUT_S", TIMEOUT_S)
     built = Ways(backend, tmp_path, monkeypatch)
     try:
@@ -111,8 +102,20 @@ def ways(
         built.close()
 
 
+def populate(tmp_path: Path) -> None:
+    """``model`` 0.0, 0.1 cached and 0.2 in the store, ``other`` only in the store."""
+    store = StorageProvider()
+    for version in ("0.0", "0.1", "0.2"):
+        source = make_file(tmp_path / f"model-{version}.bin", 1000)
+        store.push(str(source), "model", version)
+    store.new(str(make_file(tmp_path / "other.bin", 10)), "other")
+    manager = AssetsManager(storage_provider=store)
+    for version in ("0.0", "0.1"):
+        manager.fetch_asset(f"model:{version}")
+
+
 def test_unpinned_fetches_fall_back_to_local_versions_and_pinned_need_no_network(
-    backend: Backend, store_env: StoreEnv, ways: Ways, workers: Workers
+    backend: Backend, store_env: StoreEnv, ways: Ways, workers: Workers, tmp_path: Path
 ) -> None:
     unreachable = [way for way in ways.envs if way != "pinned"]
     fetching = {
@@ -121,6 +124,7 @@ def test_unpinned_fetches_fall_back_to_local_versions_and_pinned_need_no_network
     }
     failing = workers.start([["fetch", "other"]], ways.envs[unreachable[0]])[0]
     (pinned,) = workers.start([["fetch", "model:0.0"]], ways.envs["pinned"])
+    populate(tmp_path)  # while the workers build their clients
     workers.go([*fetching.values(), failing, pinned])
 
     for way, worker in fetching.items():
