@@ -43,6 +43,7 @@ SUCCESS: Final = ".SUCCESS"
 _TMP: Final = ".tmp-"
 _POLL_S: Final = 0.2
 _HEARTBEAT: Final = ".heartbeat"
+_MIN_BEAT_S: Final = 0.02
 
 T = TypeVar("T")
 
@@ -163,7 +164,7 @@ class AssetsCache:
                 elif time.monotonic() - last_change > self.timeout_s:
                     raise errors.LockTimeoutError(name, self.timeout_s) from None
         try:
-            with _beating(heartbeat, min(_POLL_S, self.timeout_s / 4)):
+            with _beating(heartbeat, max(_MIN_BEAT_S, min(_POLL_S, self.timeout_s / 4))):
                 yield
         finally:
             lock.release()
