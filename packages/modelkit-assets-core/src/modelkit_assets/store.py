@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import attrs
 
@@ -43,7 +43,7 @@ from .paths import check_relative_part, safe_join
 from .plugins import get_registry
 from .progress import NO_PROGRESS, TransferProgress, watch_bytes
 from .retry import retry_transient
-from .source import LocalSource, SourceFile, scan_source, sha256_file
+from .source import LocalSource, SourceFile, scan_source
 from .spec import check_name, get_versioning_system
 from .versioning.base import AssetsVersioningSystem
 
@@ -386,18 +386,34 @@ class StorageProvider:
     def _remote_digest(self, object_name: str) -> FileDigest:
         with tempfile.TemporaryDirectory(prefix="modelkit-assets-") as tmp:
             path = os.path.join(tmp, "object")
-            self._download(object_name, path)
-            return sha256_file(path)
+            return self._download(object_name, path, with_digest=True)
 
-    def _download(self, object_name: str, destination: str) -> None:
-        """Download one object, again from scratch after a transient fault."""
+    @overload
+    def _download(
+        self, object_name: str, destination: str, with_digest: Literal[False] = False
+    ) -> None: ...
 
-        def attempt() -> None:
+    @overload
+    def _download(
+        self, object_name: str, destination: str, with_digest: Literal[True]
+    ) -> FileDigest: ...
+
+    def _download(
+        self, object_name: str, destination: str, with_digest: bool = False
+    ) -> FileDigest | None:
+        """Download one object, again from scratch after a transient fault; with
+        ``with_digest``, the size and sha256 of what was written (hashed on the way when the
+        driver can)."""
+
+        def attempt() -> FileDigest | None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(destination)  # whatever a failed attempt left
+            if with_digest:
+                return self.driver.download_object_with_digest(object_name, destination)
             self.driver.download_object(object_name, destination)
+            return None
 
-        self._retry(attempt, object_name)
+        return self._retry(attempt, object_name)
 
     def _publish_version(self, name: str, version: str) -> None:
         """Add ``version`` to ``.versions`` by compare-and-swap, retrying lost races."""
@@ -448,11 +464,13 @@ class StorageProvider:
         progress.start(f"fetch {name}:{version}", meta.size or 0, len(parts))
 
         def fetch(part: str) -> None:
+            object_name = self._part_object_name(name, version, part)
             destination = destinations[part]
-            self._download(self._part_object_name(name, version, part), destination)
             expected = meta.digests.get(part)
-            if expected is not None:
-                actual = sha256_file(destination)
+            if expected is None:  # a meta written by modelkit: nothing to check against
+                self._download(object_name, destination)
+            else:
+                actual = self._download(object_name, destination, with_digest=True)
                 if actual != expected:
                     raise errors.AssetIntegrityError(
                         f"{name}:{version}" + (f"[{part}]" if part else ""),

@@ -19,10 +19,13 @@ import abc
 import os
 import tempfile
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import errors
 from ..records import CONDITIONAL_WRITES
+
+if TYPE_CHECKING:
+    from ..meta import FileDigest
 
 
 class StorageDriver(abc.ABC):
@@ -76,6 +79,17 @@ class StorageDriver(abc.ABC):
     @abc.abstractmethod
     def download_object(self, object_name: str, destination_path: str) -> None:
         """Write the object to ``destination_path``; raise ObjectDoesNotExistError if absent."""
+
+    def download_object_with_digest(self, object_name: str, destination_path: str) -> FileDigest:
+        """:meth:`download_object`, returning the size and sha256 of the bytes written.
+
+        This fallback reads the file again. A driver that sees the bytes pass hashes them on
+        the way instead (keeping a subclass's own ``download_object`` in charge, if any).
+        """
+        from ..source import sha256_file
+
+        self.download_object(object_name, destination_path)
+        return sha256_file(destination_path)
 
     @abc.abstractmethod
     def delete_object(self, object_name: str) -> None:

@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Final
 import filelock
 
 from .. import errors
+from ..hashing import copy_with_digest
+from ..meta import FileDigest
 from ..paths import check_relative_part
 from ..records import CONDITIONAL_WRITES
 from .base import StorageDriver
@@ -108,6 +110,16 @@ class LocalStorageDriver(StorageDriver):
         if not os.path.isfile(source):
             raise errors.ObjectDoesNotExistError("local", self.bucket, object_name)
         shutil.copyfile(source, destination_path)
+
+    def download_object_with_digest(self, object_name: str, destination_path: str) -> FileDigest:
+        if type(self).download_object is not LocalStorageDriver.download_object:
+            return super().download_object_with_digest(object_name, destination_path)
+        try:
+            source = open(self._path(object_name), "rb")  # noqa: SIM115 (closed just below)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise errors.ObjectDoesNotExistError("local", self.bucket, object_name) from None
+        with source, open(destination_path, "wb") as destination:
+            return copy_with_digest(source, destination, os.fstat(source.fileno()).st_size)
 
     def delete_object(self, object_name: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -15,6 +15,7 @@ random prefix)::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +73,19 @@ class StorageDriverConformance:
         driver.download_object(f"{prefix}/large", str(destination))
         assert destination.stat().st_size == len(data)
         assert destination.read_bytes() == data
+
+    @pytest.mark.parametrize("size", [0, 10_000, 3 * 1024 * 1024 + 1])
+    def test_download_with_digest(
+        self, driver: StorageDriver, prefix: str, tmp_path: Path, size: int
+    ) -> None:
+        data = os.urandom(size)
+        driver.upload_object(self._file(tmp_path, data), f"{prefix}/d")
+        destination = tmp_path / "d.out"
+        digest = driver.download_object_with_digest(f"{prefix}/d", str(destination))
+        assert (digest.size, digest.sha256) == (size, hashlib.sha256(data).hexdigest())
+        assert destination.read_bytes() == data
+        with pytest.raises(errors.ObjectDoesNotExistError):
+            driver.download_object_with_digest(f"{prefix}/missing", str(tmp_path / "m"))
 
     def test_exists(self, driver: StorageDriver, prefix: str, tmp_path: Path) -> None:
         assert not driver.exists(f"{prefix}/x")
