@@ -283,8 +283,8 @@ class _Link:
                 if data:
                     if counter == "bytes_down":
                         data = self._corrupted(data)
+                    self.proxy._count(counter, len(data))  # first: the peer may read it at once
                     sink.sendall(data)
-                    self.proxy._count(counter, len(data))
                 if self._moved(len(data)):
                     return
                 if rate is not None:  # no credit for idle time: a steady rate, no bursts
