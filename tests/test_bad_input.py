@@ -168,3 +168,30 @@ def test_usage_errors_exit_2(local_store: Path) -> None:
 
     assert run("new").exit_code == 2
     assert run("fetch", "--nope").exit_code == 2
+
+
+def test_new_at_a_given_version(store_env: StoreEnv, asset_file: Path) -> None:
+    assert "complete version" in fails("new", str(asset_file), "name:1", "--yes")
+    assert "name:2.3" in ok("new", str(asset_file), "name:2.3", "--yes").stdout
+    assert StorageProvider().get_versions_info("name") == ["2.3"]
+
+
+def test_new_after_an_interrupted_new_with_other_content_says_what_to_do(
+    store_env: StoreEnv, asset_file: Path, tmp_path: Path
+) -> None:
+    store = StorageProvider()
+    other = tmp_path / "other.txt"
+    other.write_text("what the interrupted push sent")
+    # what a push killed right after its claim leaves: a .meta, no .versions
+    store.push(str(other), "name", "0.0")
+    store.driver.delete_object(store.get_versions_object_name("name"))
+    line = fails("new", str(asset_file), "name", "--yes")
+    assert "unfinished push" in line
+    assert "name:VERSION" in line
+    assert "does not exist" in fails("update", str(asset_file), "name", "--yes")
+    ok("new", str(asset_file), "name:0.1", "--yes")
+    assert Path(ok("fetch", "name").stdout.strip()).read_text() == "content"
+    store.push(str(other), "resumed", "0.0")
+    store.driver.delete_object(store.get_versions_object_name("resumed"))
+    ok("new", str(other), "resumed", "--yes")  # the same content as the claim: it resumes
+    assert store.get_versions_info("resumed") == ["0.0"]

@@ -113,6 +113,7 @@ def test_stale_temporaries_of_a_dead_download_are_cleaned(
     folder.mkdir()
     (folder / ".0.1.tmp-deadbeef").mkdir()
     (folder / ".0.1.tmp-deadbeef" / "a.txt").write_text("half")
+    (folder / ".1.0.tmp-cafe").write_text("another version's, also dead")
     ok("fetch", "asset:0.1")
     assert sorted(os.listdir(folder)) == ["0.1"]
 

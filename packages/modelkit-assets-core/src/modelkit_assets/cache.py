@@ -206,10 +206,11 @@ def _remove(path: str) -> None:
             os.unlink(path)
 
 
-def clean_stale_downloads(cache: AssetsCache, name: str, version: str) -> None:
-    """Remove temporaries of ``name:version`` left by a dead process (call with the lock held)."""
+def clean_stale_downloads(cache: AssetsCache, name: str) -> None:
+    """Remove every temporary download of ``name`` (call with ``name``'s lock held: every
+    downloader of any version of ``name`` takes it, so what is left is a dead process's)."""
     folder = cache.asset_folder(name)
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
-            if entry.name.startswith(f".{version}{_TMP}"):
+            if entry.name.startswith(".") and _TMP in entry.name:
                 _remove(entry.path)

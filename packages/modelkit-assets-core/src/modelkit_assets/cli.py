@@ -224,16 +224,22 @@ def new_command(
     dry_run: bool,
     yes: bool,
 ) -> None:
-    """Create asset ASSET_SPEC (a name) from ASSET_PATH, a file, a folder or a store URI."""
+    """Create asset ASSET_SPEC from ASSET_PATH, a file, a folder or a store URI.
+
+    ASSET_SPEC is a name; the asset starts at the versioning system's first version (0.0 for
+    major_minor), or at the version given as name:VERSION.
+    """
     from .spec import AssetSpec
 
     store = _store(storage_prefix)
     spec = AssetSpec.from_string(asset_spec, versioning=store.versioning)
-    if spec.version or spec.sub_part:
-        raise errors.InvalidAssetSpecError(asset_spec, "give only a name to `new`")
+    if spec.sub_part or (spec.version and not spec.is_version_complete):
+        raise errors.InvalidAssetSpecError(
+            asset_spec, "give a name, or name:VERSION with a complete version, to `new`"
+        )
     if store.asset_exists(spec.name):
         raise errors.AssetAlreadyExistsError(spec.name)
-    version = store.versioning.get_initial_version()
+    version = spec.version or store.versioning.get_initial_version()
     with _source(asset_path, store) as source:
         _describe(source, spec.name, version, store.get_object_uri(spec.name, version))
         if not dry_run:

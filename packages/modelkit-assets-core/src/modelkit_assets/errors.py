@@ -182,9 +182,9 @@ class AssetAlreadyExistsError(AssetError):
 class VersionConflictError(AssetAlreadyExistsError):
     """Another push claimed this version with different content."""
 
-    def __init__(self, name: str, version: str) -> None:
+    def __init__(self, name: str, version: str, hint: str = "") -> None:
         super().__init__(
-            name, version, hint="another push holds this version with different content"
+            name, version, hint=hint or "another push holds this version with different content"
         )
 
 

@@ -199,7 +199,7 @@ class AssetsManager:
         with self.cache.download_lock(spec.name):
             if not force and self.cache.is_complete(spec.name, version):
                 return self._info(spec, version, from_cache=True)
-            clean_stale_downloads(self.cache, spec.name, version)
+            clean_stale_downloads(self.cache, spec.name)
             meta = self.cache.install(
                 spec.name,
                 version,

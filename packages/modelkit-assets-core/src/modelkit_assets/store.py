@@ -228,7 +228,18 @@ class StorageProvider:
         if self._read_versions(name) is not None:
             raise errors.AssetAlreadyExistsError(name)
         version = version or self.versioning.get_initial_version()
-        return self.push(asset_path, name, version, dry_run=dry_run, progress=progress)
+        try:
+            return self.push(asset_path, name, version, dry_run=dry_run, progress=progress)
+        except errors.VersionConflictError:
+            if self._read_versions(name) is not None:
+                raise errors.AssetAlreadyExistsError(name) from None
+            # No index yet: a push that never finished claimed this version with other bytes.
+            raise errors.VersionConflictError(
+                name,
+                version,
+                hint="an unfinished push claimed it with other content; push that content "
+                f"again, or create the asset at another version (new PATH {name}:VERSION)",
+            ) from None
 
     def update(
         self,
