@@ -519,9 +519,12 @@ def table(results: Results, sizes: Sizes, providers: list[str]) -> list[Row]:
     for kind in ("fetch", "push"):
         operation = f"{kind}: {sizes.files} files vs {sizes.few_files}"
         rows.extend(_scaling_row(results, operation, kind, p) for p in providers)
-    for kind in ("push", "fetch"):
-        operation = f"peak RSS, {kind} {label['huge']}"
-        rows.extend(_memory_row(results, operation, f"{kind}_huge", p, 150) for p in providers)
+    for size in ("huge", "large"):
+        for kind in ("push", "fetch"):
+            operation = f"peak RSS, {kind} {label[size]}"
+            rows.extend(
+                _memory_row(results, operation, f"{kind}_{size}", p, 150) for p in providers
+            )
     return rows
 
 
