@@ -207,7 +207,7 @@ def push_options(function: Callable[P, T]) -> Callable[P, T]:
 def _source(asset_path: str, store: StorageProvider) -> Iterator[LocalSource]:
     from .remote_source import local_copy
 
-    with local_copy(asset_path, store.max_workers) as path:
+    with local_copy(asset_path) as path:  # the source driver's own worker default
         yield store.scan(path)
 
 
