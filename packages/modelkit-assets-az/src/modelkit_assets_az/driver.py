@@ -27,7 +27,6 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
-from modelkit_assets.paths import check_relative_part
 from modelkit_assets.records import CONDITIONAL_WRITES
 
 from .client import (
@@ -239,10 +238,7 @@ class AzureStorageDriver(StorageDriver):
         return True
 
     def get_object_uri(self, object_name: str, sub_part: str | None = None) -> str:
-        uri = f"az://{self.bucket}/{object_name}"
-        if sub_part:
-            uri += "/" + "/".join(check_relative_part(sub_part, "a sub-part"))
-        return uri
+        return self.uri_for("az", object_name, sub_part)
 
     # -- conditional writes ----------------------------------------------------------------------
 

@@ -171,8 +171,7 @@ class GCSStorageDriver(StorageDriver):
         return True
 
     def get_object_uri(self, object_name: str, sub_part: str | None = None) -> str:
-        uri = f"gs://{self.bucket}/{object_name}"
-        return f"{uri}/{sub_part.lstrip('/')}" if sub_part else uri
+        return self.uri_for("gs", object_name, sub_part)
 
     # -- conditional writes --------------------------------------------------------------------
 

@@ -279,8 +279,7 @@ class S3StorageDriver(StorageDriver):
         return True
 
     def get_object_uri(self, object_name: str, sub_part: str | None = None) -> str:
-        uri = f"s3://{self.bucket}/{object_name}"
-        return f"{uri}/{sub_part.strip('/')}" if sub_part else uri
+        return self.uri_for("s3", object_name, sub_part)
 
     # -- conditional writes ------------------------------------------------------------------------
 

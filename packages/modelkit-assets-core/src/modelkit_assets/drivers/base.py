@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import errors
+from ..paths import check_relative_part
 from ..records import CONDITIONAL_WRITES
 
 if TYPE_CHECKING:
@@ -102,6 +103,14 @@ class StorageDriver(abc.ABC):
     @abc.abstractmethod
     def get_object_uri(self, object_name: str, sub_part: str | None = None) -> str:
         """A URI naming the object (or a sub-part of a directory object) for humans and tools."""
+
+    def uri_for(self, scheme: str, object_name: str, sub_part: str | None = None) -> str:
+        """``scheme://bucket/object[/sub/part]``, the sub-part checked: a helper for drivers'
+        :meth:`get_object_uri`."""
+        uri = f"{scheme}://{self.bucket}/{object_name}"
+        if sub_part:
+            uri += "/" + "/".join(check_relative_part(sub_part, "a sub-part"))
+        return uri
 
     # -- conditional writes; override them atomically and declare CONDITIONAL_WRITES ----------
 
