@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ from typing import Final, TypeVar
 import filelock
 
 from . import errors
+from .background import periodically, tree_size
 from .paths import safe_join
 from .versioning.base import AssetsVersioningSystem
 
@@ -125,25 +125,18 @@ class AssetsCache:
     def _progress_signature(self, name: str, heartbeat: str) -> tuple[int, int, bytes]:
         """Bytes and files in the temporary downloads of ``name``, and the owner's heartbeat:
         one of them changes while a download runs."""
-        size = count = 0
         beat = b""
         with contextlib.suppress(OSError), open(heartbeat, "rb") as f:
             beat = f.read()
         try:
-            entries = list(os.scandir(self.asset_folder(name)))
+            entries = [
+                e.path
+                for e in os.scandir(self.asset_folder(name))
+                if e.name.startswith(".") and _TMP in e.name
+            ]
         except OSError:
-            return (0, 0, beat)
-        for entry in entries:
-            if not (entry.name.startswith(".") and _TMP in entry.name):
-                continue
-            paths = [entry.path]
-            if entry.is_dir(follow_symlinks=False):
-                paths = [os.path.join(d, f) for d, _, fs in os.walk(entry.path) for f in fs]
-            for path in paths:
-                with contextlib.suppress(OSError):
-                    size += os.stat(path).st_size
-                    count += 1
-        return size, count, beat
+            entries = []
+        return (*tree_size(entries), beat)
 
     @contextlib.contextmanager
     def download_lock(self, name: str) -> Iterator[None]:
@@ -176,24 +169,18 @@ def _beating(path: str, interval_s: float) -> Iterator[None]:
 
     A count in the content, not a modification time: some filesystems keep mtimes to the second.
     """
-    stop = threading.Event()
+    count = 0
 
     def beat() -> None:
-        count = 0
-        while True:
-            count += 1
-            with contextlib.suppress(OSError), open(path, "wb") as f:
-                f.write(f"{os.getpid()} {count}".encode())
-            if stop.wait(interval_s):
-                return
+        nonlocal count
+        count += 1
+        with contextlib.suppress(OSError), open(path, "wb") as f:
+            f.write(f"{os.getpid()} {count}".encode())
 
-    thread = threading.Thread(target=beat, name="modelkit-assets-heartbeat", daemon=True)
-    thread.start()
     try:
-        yield
+        with periodically(interval_s, beat, "heartbeat"):
+            yield
     finally:
-        stop.set()
-        thread.join()
         with contextlib.suppress(OSError):
             os.unlink(path)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Iterator
 from typing import Final, Protocol
+
+from .background import periodically, tree_size
 
 _POLL_S: Final = 0.2
 
@@ -39,21 +40,16 @@ NO_PROGRESS = NoProgress()
 
 def bytes_on_disk(path: str) -> int:
     """Bytes under ``path`` (a file or a tree), plus SDK temporaries named ``path.*`` beside it."""
-    total = 0
     folder, base = os.path.split(path)
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder or "."):
-            if entry.name != base and not entry.name.startswith(base + "."):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                for root, _, files in os.walk(entry.path):
-                    for name in files:
-                        with contextlib.suppress(OSError):
-                            total += os.stat(os.path.join(root, name)).st_size
-            else:
-                with contextlib.suppress(OSError):
-                    total += entry.stat().st_size
-    return total
+    try:
+        entries = [
+            e.path
+            for e in os.scandir(folder or ".")
+            if e.name == base or e.name.startswith(base + ".")
+        ]
+    except OSError:
+        return 0
+    return tree_size(entries)[0]
 
 
 @contextlib.contextmanager
@@ -63,7 +59,6 @@ def watch_bytes(path: str, progress: TransferProgress) -> Iterator[None]:
     if isinstance(progress, NoProgress):
         yield
         return
-    stop = threading.Event()
     reported = 0
 
     def poll() -> None:
@@ -73,15 +68,6 @@ def watch_bytes(path: str, progress: TransferProgress) -> Iterator[None]:
             progress.advance(current - reported)
             reported = current
 
-    def loop() -> None:
-        while not stop.wait(_POLL_S):
-            poll()
-
-    thread = threading.Thread(target=loop, name="modelkit-assets-progress", daemon=True)
-    thread.start()
-    try:
+    with periodically(_POLL_S, poll, "progress"):
         yield
-    finally:
-        stop.set()
-        thread.join()
-        poll()
+    poll()
