@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+from tests.servers.process import free_port, http_ready, port_is_free
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 BUCKET: Final = "bench"
@@ -55,35 +56,6 @@ class Store:
     provider: str
     bucket: str
     env: dict[str, str] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _answers(url: str, ok: tuple[int, ...] | None = None) -> Callable[[], bool]:
-    def probe() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                status = int(response.status)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except OSError:
-            return False
-        return ok is None or status in ok
-
-    return probe
 
 
 @contextlib.contextmanager
@@ -145,7 +117,7 @@ def seaweedfs(work: Path) -> Iterator[Store]:
     port = free_port()
     # Its worker dials the admin gRPC port at admin port + 10000, whatever the flags say.
     admin = next(
-        p for p in (free_port() for _ in range(50)) if p < 55536 and _port_is_free(p + 10000)
+        p for p in (free_port() for _ in range(50)) if p < 55536 and port_is_free(p + 10000)
     )
     extra: tuple[str, ...] = ("s3.port.grpc", "master.port", "master.port.grpc", "volume.port")
     extra = (*extra, "volume.port.grpc", "filer.port", "filer.port.grpc")
@@ -161,7 +133,7 @@ def seaweedfs(work: Path) -> Iterator[Store]:
     keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
     try:
         with _process(
-            "seaweedfs", command, _answers(f"{endpoint}/healthz", (200,)), work, keys, data
+            "seaweedfs", command, http_ready(f"{endpoint}/healthz", (200,)), work, keys, data
         ):
             env = {**keys, "S3_ENDPOINT": endpoint, "AWS_DEFAULT_REGION": REGION}
             _wait_for_bucket(env)
@@ -203,7 +175,7 @@ def fake_gcs(work: Path) -> Iterator[Store]:
         str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
         "-backend", "memory", "-external-url", url, "-log-level", "warn",
     ]  # fmt: skip
-    with _process("fake-gcs-server", command, _answers(f"{url}/storage/v1/b", (200,)), work):
+    with _process("fake-gcs-server", command, http_ready(f"{url}/storage/v1/b", (200,)), work):
         request = urllib.request.Request(
             f"{url}/storage/v1/b",
             data=json.dumps({"name": BUCKET}).encode(),
@@ -226,7 +198,7 @@ def azurite(work: Path) -> Iterator[Store]:
     ]  # fmt: skip
     cwd = work / "azurite"
     cwd.mkdir(parents=True, exist_ok=True)
-    ready = _answers(f"{endpoint}/devstoreaccount1?comp=list")
+    ready = http_ready(f"{endpoint}/devstoreaccount1?comp=list")
     with _process("azurite", command, ready, work, cwd=cwd):
         connection = (
             "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"

@@ -1,6 +1,7 @@
 """Start a real storage server as a child process on a free loopback port, and stop it.
 
-Output goes to a log file, never to a pipe nobody reads (a full pipe hangs the server). A server
+The port and readiness helpers are shared with the benchmark (``bench/servers.py``). Output goes
+to a log file, never to a pipe nobody reads (a full pipe hangs the server). A server
 that does not become ready in time fails the run with the end of its log: never a silent skip.
 """
 
@@ -17,14 +18,22 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import pytest
-
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` of 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def http_ready(url: str, ok_statuses: Sequence[int] | None = None) -> Callable[[], bool]:
@@ -79,6 +88,8 @@ def start_server(
     cwd: Path | None = None,
 ) -> ServerProcess:
     """Start ``command`` and wait until ``ready()``; fail the test run if it never is."""
+    import pytest  # only here: the benchmark imports this module's helpers without pytest
+
     log_path = log_dir / f"{name}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

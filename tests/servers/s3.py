@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -29,7 +28,13 @@ import attrs
 import pytest
 
 from tests.servers import BACKENDS, Backend
-from tests.servers.process import ServerProcess, free_port, http_ready, start_server
+from tests.servers.process import (
+    ServerProcess,
+    free_port,
+    http_ready,
+    port_is_free,
+    start_server,
+)
 
 BACKENDS.extend(["s3-moto", "s3-seaweedfs"])
 
@@ -122,18 +127,9 @@ def _free_admin_port() -> int:
     # SeaweedFS's worker dials the admin gRPC port at admin port + 10000, whatever the flags say.
     for _ in range(50):
         port = free_port()
-        if port + 10000 < 65536 and _is_free(port + 10000):
+        if port + 10000 < 65536 and port_is_free(port + 10000):
             return port
     pytest.fail("no free pair of ports for the SeaweedFS admin server", pytrace=False)
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture(scope="session")
