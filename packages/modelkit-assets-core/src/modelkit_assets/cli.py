@@ -6,13 +6,12 @@ purpose becomes one ``Error: ...`` line and exit code 1; usage errors exit with 
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
@@ -203,12 +202,27 @@ def push_options(function: Callable[P, T]) -> Callable[P, T]:
     return function
 
 
-@contextlib.contextmanager
-def _source(asset_path: str, store: StorageProvider) -> Iterator[LocalSource]:
+def _push_confirmed(
+    ctx: click.Context,
+    store: StorageProvider,
+    asset_path: str,
+    name: str,
+    version: str,
+    dry_run: bool,
+    yes: bool,
+    question: str,
+    push: Callable[[LocalSource, TransferProgress], PushPlan],
+) -> None:
+    """Copy a URI source locally, show what will be pushed, ask, push, report."""
     from .remote_source import local_copy
 
     with local_copy(asset_path) as path:  # the source driver's own worker default
-        yield store.scan(path)
+        source = store.scan(path)
+        _describe(source, name, version, store.get_object_uri(name, version))
+        if not dry_run:
+            _confirm(yes, question)
+        plan = push(source, _progress(ctx))
+    _report(plan)
 
 
 @assets_cli.command("new", epilog=EXIT_CODES, short_help="Create an asset at its first version.")
@@ -240,12 +254,19 @@ def new_command(
     if store.asset_exists(spec.name):
         raise errors.AssetAlreadyExistsError(spec.name)
     version = spec.version or store.versioning.get_initial_version()
-    with _source(asset_path, store) as source:
-        _describe(source, spec.name, version, store.get_object_uri(spec.name, version))
-        if not dry_run:
-            _confirm(yes, f"Create {spec.name}:{version}")
-        plan = store.new(source, spec.name, version, dry_run=dry_run, progress=_progress(ctx))
-    _report(plan)
+    _push_confirmed(
+        ctx,
+        store,
+        asset_path,
+        spec.name,
+        version,
+        dry_run,
+        yes,
+        f"Create {spec.name}:{version}",
+        lambda source, progress: store.new(
+            source, spec.name, version, dry_run=dry_run, progress=progress
+        ),
+    )
 
 
 @assets_cli.command("update", epilog=EXIT_CODES, short_help="Push the next version of an asset.")
@@ -271,14 +292,19 @@ def update_command(
     if spec.sub_part:
         raise errors.InvalidAssetSpecError(asset_spec, "no [sub/part] when updating")
     version = store.next_version(spec.name, spec.version, bump_major)
-    with _source(asset_path, store) as source:
-        _describe(source, spec.name, version, store.get_object_uri(spec.name, version))
-        if not dry_run:
-            _confirm(yes, f"Push {spec.name}:{version}")
-        plan = store.update_next(
-            source, spec.name, spec.version, bump_major, dry_run=dry_run, progress=_progress(ctx)
-        )
-    _report(plan)
+    _push_confirmed(
+        ctx,
+        store,
+        asset_path,
+        spec.name,
+        version,
+        dry_run,
+        yes,
+        f"Push {spec.name}:{version}",
+        lambda source, progress: store.update_next(
+            source, spec.name, spec.version, bump_major, dry_run=dry_run, progress=progress
+        ),
+    )
 
 
 @assets_cli.command("list", epilog=EXIT_CODES, short_help="List assets, versions and push dates.")
