@@ -62,7 +62,8 @@ def test_json_outputs_are_one_document_on_stdout(pushed: StorageProvider) -> Non
     info = as_json(ok("info", "cli/asset:0", "--json"))
     assert info["version"] == "0.1"
     assert info["files"][0]["size"] == 1000
-    assert len(info["files"][0]["sha256"]) == 64
+    algorithm, hexdigest = info["files"][0]["hash"].split(":")
+    assert (algorithm, len(hexdigest)) == ("blake3", 64)
 
 
 def test_info_shows_files_sizes_hashes_and_uri(pushed: StorageProvider) -> None:

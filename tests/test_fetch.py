@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -146,3 +148,28 @@ def test_cache_refuses_names_that_escape(tmp_path: Path) -> None:
 def test_assets_manager_requires_an_existing_assets_dir(tmp_path: Path) -> None:
     with pytest.raises(errors.AssetsDirDoesNotExistError):
         AssetsManager(assets_dir=str(tmp_path / "nope"))
+
+
+def test_metas_that_recorded_sha256_are_checked_with_sha256(
+    pushed: StorageProvider, store_env: StoreEnv, tmp_path: Path
+) -> None:
+    """Earlier versions recorded sha256: those metas still fetch, and are still checked."""
+    meta_name = pushed.get_meta_object_name("asset", "1.0")
+    meta = json.loads(pushed.driver.read_object(meta_name)[0])
+    assert set(meta["files"]["a.txt"]) == {"size", "blake3"}
+    folder = tmp_path / "folder"
+    meta["files"] = {
+        part: {
+            "size": info["size"],
+            "sha256": hashlib.sha256((folder / part).read_bytes()).hexdigest(),
+        }
+        for part, info in meta["files"].items()
+    }
+    pushed.driver.write_object(json.dumps(meta).encode(), meta_name)
+    assert pushed.read_meta("asset", "1.0").digests["a.txt"].algorithm == "sha256"
+    path = AssetsManager().fetch_asset("asset:1.0")
+    assert (Path(path) / "sub" / "b.txt").read_text() == "b" * 5000
+    # The bytes stay right; the recorded sha256 changes: the check must use sha256.
+    meta["files"]["a.txt"]["sha256"] = hashlib.sha256(b"not a").hexdigest()
+    pushed.driver.write_object(json.dumps(meta).encode(), meta_name)
+    assert "sha256" in fails("fetch", "asset:1.0", "--force")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
+import blake3
 import pytest
 
 from modelkit_assets import errors
+from modelkit_assets.meta import FileDigest
 from modelkit_assets.source import scan_source
 
 
@@ -24,7 +25,9 @@ def test_scan_lists_hidden_files_and_link_targets_without_looping(tmp_path: Path
     source = scan_source(str(root))
     assert [f.part for f in source.files] == ["a/.hidden/.f", "link.bin", "z.txt"]
     linked = next(f for f in source.files if f.part == "link.bin")
-    assert linked.digest.sha256 == hashlib.sha256(b"linked content").hexdigest()
+    assert linked.digest == FileDigest(
+        len(b"linked content"), blake3.blake3(b"linked content").hexdigest(), "blake3"
+    )
     assert source.size == len(b"hidden") + len(b"linked content") + 1
 
 

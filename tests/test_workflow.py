@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import blake3
 import pytest
 
 from modelkit_assets import AssetsManager, StorageProvider
@@ -165,4 +166,4 @@ def test_store_layout_is_modelkits(store_env: StoreEnv, sources: dict[str, Path]
     file_meta = json.loads(store.driver.read_object(f"{p}/layout/dir/0.1.meta")[0])
     assert file_meta["is_directory"] is False
     assert file_meta["size"] == sources["file"].stat().st_size
-    assert len(file_meta["sha256"]) == 64
+    assert file_meta["blake3"] == blake3.blake3(sources["file"].read_bytes()).hexdigest()

@@ -1,4 +1,4 @@
-"""Guarantee 6: every downloaded file is checked against the size and sha256 of its ``.meta``.
+"""Guarantee 6: every downloaded file is checked against the size and digest of its ``.meta``.
 
 A mismatch, whether the object was damaged in the store or its bytes in transit, is an error,
 never a cached asset: nothing is left under the final name, no SUCCESS marker, no temporary.

@@ -475,11 +475,11 @@ def info_command(asset: str, as_json: bool) -> None:
     version = store.resolve_version(spec.name, spec.version)
     meta = store.read_meta(spec.name, version)
     files: list[dict[str, Any]] = [
-        {"part": part, "size": digest.size, "sha256": digest.sha256}
+        {"part": part, "size": digest.size, "hash": f"{digest.algorithm}:{digest.hexdigest}"}
         for part, digest in sorted(meta.digests.items())
     ]
     if meta.is_directory and not files:  # a meta written by modelkit: no sizes or hashes
-        files = [{"part": part, "size": None, "sha256": None} for part in meta.contents]
+        files = [{"part": part, "size": None, "hash": None} for part in meta.contents]
     document = {
         "name": spec.name,
         "version": version,
@@ -499,8 +499,8 @@ def info_command(asset: str, as_json: bool) -> None:
     click.echo(f"  content:   {kind}, {_human_size(meta.size)}")
     for file in files:
         name = file["part"] or "(file)"
-        sha = file["sha256"] or "(no hash recorded)"
-        click.echo(f"  {_human_size(file['size']):>9}  {sha}  {name}")
+        digest = file["hash"] or "(no hash recorded)"
+        click.echo(f"  {_human_size(file['size']):>9}  {digest}  {name}")
 
 
 @assets_cli.command("prefetch", epilog=EXIT_CODES, short_help="Download many assets in parallel.")

@@ -222,7 +222,7 @@ class LocalAssetDoesNotExistError(AssetError):
 
 
 class AssetIntegrityError(AssetError):
-    """Downloaded content does not match the size or sha256 recorded in the .meta."""
+    """Downloaded content does not match the size or digest recorded in the .meta."""
 
     def __init__(self, what: str, detail: str) -> None:
         self.what = what

@@ -1,26 +1,145 @@
-"""Hash bytes on their way to disk, so that a small download is checked without reading it again.
+"""Content digests: what a ``.meta`` records for each file, and what every download is checked
+against.
 
-(For large files a kernel copy and a second read for the hash are faster than hashing on the
-way, even on a helper thread: measured on 256 MiB, 2 cores.)
+New pushes record BLAKE3. Hashing sits on the critical path twice: a push hashes its files before
+it claims the version, a fetch checks every byte it receives. On the 2-core benchmark machine
+BLAKE3 hashes about 4 GB/s on one core (update from a reused buffer), sha256 about 1.2 GB/s even
+with the CPU's SHA extensions: for a 256 MiB file, 0.09 s against 0.21 s, more than a kernel copy
+of it. Metas that recorded ``sha256`` (written by earlier versions of this project) are still
+checked, with sha256.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO, Final
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Final, Protocol
 
-from .meta import FileDigest
+import blake3
 
+from . import errors
+from .meta import DIGEST_KEYS, FileDigest
+
+#: The algorithm new pushes record.
+DEFAULT_ALGORITHM: Final = "blake3"
+#: Every algorithm a ``.meta`` may record, in order of preference.
+ALGORITHMS: Final = DIGEST_KEYS
 #: Files up to this size are worth copying through Python to hash them on the way.
 SMALL: Final = 1024 * 1024
+_CHUNK: Final = 1024 * 1024
+#: Whether the kernel copies file to file (``sendfile`` onto a regular file: Linux only).
+_KERNEL_COPY: Final = sys.platform.startswith("linux")
+_KERNEL_COPY_CHUNK: Final = 1 << 30
 
 
-def copy_with_digest(source: BinaryIO, destination: BinaryIO) -> FileDigest:
-    """Copy ``source`` to ``destination``; the size and sha256 of the bytes copied."""
-    digest = hashlib.sha256()
+class Hasher(Protocol):
+    """What :func:`new_hasher` returns: the shared part of hashlib's and blake3's objects."""
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> object: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def new_hasher(algorithm: str = DEFAULT_ALGORITHM) -> Hasher:
+    """A fresh hash object for ``algorithm`` (one of :data:`ALGORITHMS`)."""
+    if algorithm == "blake3":
+        return blake3.blake3()
+    if algorithm == "sha256":
+        return hashlib.sha256()
+    raise errors.ModelkitAssetsError(f"unknown hash algorithm {algorithm!r}")
+
+
+def digest_bytes(data: bytes, algorithm: str = DEFAULT_ALGORITHM) -> FileDigest:
+    """Size and digest of ``data``."""
+    hasher = new_hasher(algorithm)
+    hasher.update(data)
+    return FileDigest(len(data), hasher.hexdigest(), algorithm)
+
+
+def digest_file(
+    path: str,
+    algorithm: str = DEFAULT_ALGORITHM,
+    on_bytes: Callable[[int], None] | None = None,
+) -> FileDigest:
+    """Size and digest of a file, read into one reused buffer (hashlib and blake3 release the
+    GIL while they hash). Not through a memory map: its pages would count in the resident
+    memory of the process, a whole file's worth. BLAKE3's own threads gain nothing here: the
+    reads are the bottleneck (measured, 256 MiB)."""
+    with open(path, "rb", buffering=0) as f:
+        return digest_stream(f, algorithm, on_bytes)
+
+
+class Readable(Protocol):
+    def readinto(self, buffer: bytearray, /) -> int | None: ...
+
+
+def digest_stream(
+    stream: Readable,
+    algorithm: str = DEFAULT_ALGORITHM,
+    on_bytes: Callable[[int], None] | None = None,
+) -> FileDigest:
+    """Size and digest of what is left to read in a binary ``stream``."""
+    hasher = new_hasher(algorithm)
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    total = 0
+    while count := stream.readinto(buffer):
+        hasher.update(view[:count])
+        total += count
+        if on_bytes:
+            on_bytes(count)
+    return FileDigest(total, hasher.hexdigest(), algorithm)
+
+
+def copy_file_with_digest(
+    source: BinaryIO, destination: BinaryIO, algorithm: str = DEFAULT_ALGORITHM
+) -> FileDigest:
+    """Copy the whole of file ``source`` into file ``destination``; the size and digest of the
+    bytes copied.
+
+    Small files go through one buffer, hashed on the way. On Linux large ones are copied by the
+    kernel (``sendfile``) while a second thread hashes the same open file with positioned reads:
+    both read the page cache, and the pair takes about as long as the copy alone (256 MiB:
+    0.10 s, against 0.21 s one after the other). Were the source to change meanwhile, the size
+    copied and the digest read would not describe the same bytes, and would fail any check.
+    """
+    source_fd, destination_fd = source.fileno(), destination.fileno()
+    if not _KERNEL_COPY or os.fstat(source_fd).st_size <= SMALL:
+        return copy_with_digest(source, destination, algorithm)
+    with ThreadPoolExecutor(1, thread_name_prefix="modelkit-assets-hash") as pool:
+        hashed = pool.submit(_digest_fd, source_fd, algorithm)
+        copied = 0
+        try:
+            while sent := os.sendfile(destination_fd, source_fd, copied, _KERNEL_COPY_CHUNK):
+                copied += sent
+        finally:
+            digest = hashed.result()
+    return FileDigest(copied, digest.hexdigest, algorithm)
+
+
+def _digest_fd(fd: int, algorithm: str) -> FileDigest:
+    """Digest of an open file from its start, with positioned reads (its offset is not moved)."""
+    hasher = new_hasher(algorithm)
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    offset = 0
+    while count := os.preadv(fd, [buffer], offset):
+        hasher.update(view[:count])
+        offset += count
+    return FileDigest(offset, hasher.hexdigest(), algorithm)
+
+
+def copy_with_digest(
+    source: BinaryIO, destination: BinaryIO, algorithm: str = DEFAULT_ALGORITHM
+) -> FileDigest:
+    """Copy ``source`` to ``destination``; the size and digest of the bytes copied."""
+    hasher = new_hasher(algorithm)
     size = 0
     while chunk := source.read(SMALL):
-        digest.update(chunk)
+        hasher.update(chunk)
         destination.write(chunk)
         size += len(chunk)
-    return FileDigest(size, digest.hexdigest())
+    return FileDigest(size, hasher.hexdigest(), algorithm)

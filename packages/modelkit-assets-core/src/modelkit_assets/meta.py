@@ -1,8 +1,9 @@
 """The JSON objects of the store: ``{version}.meta`` and ``{name}.versions``.
 
-Layout and keys are modelkit's (``push_date``, ``is_directory``, ``contents``); we add ``size``,
-``sha256`` (file assets) and ``files`` (per-part size and sha256, directory assets). Metas
-without the additions, from modelkit stores, still read. Everything read from a store is checked
+Layout and keys are modelkit's (``push_date``, ``is_directory``, ``contents``); we add ``size``
+and the digest (``blake3``, or ``sha256`` in metas written by earlier versions) for file assets,
+and ``files`` (per-part size and digest) for directory assets. Metas without the additions, from
+modelkit stores, still read. Everything read from a store is checked
 before it is used: a part that would leave the asset folder makes the meta corrupt.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -19,13 +20,23 @@ from . import errors
 from .paths import check_relative_part
 from .versioning.base import AssetsVersioningSystem
 
+#: Digest algorithms a meta may record, in order of preference (see :mod:`.hashing`).
+DIGEST_KEYS: Final = ("blake3", "sha256")
+
 
 @attrs.frozen
 class FileDigest:
-    """Size and sha256 of one file."""
+    """Size and content digest of one file, with the algorithm that made it."""
 
     size: int
-    sha256: str
+    hexdigest: str
+    algorithm: str = "blake3"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.size, self.algorithm: self.hexdigest}
+
+    def __str__(self) -> str:
+        return f"{self.size} bytes, {self.algorithm} {self.hexdigest[:12]}..."
 
 
 @attrs.frozen
@@ -63,12 +74,9 @@ class AssetMeta:
         if self.is_directory:
             data["contents"] = list(self.contents)
             if self.digests:
-                data["files"] = {
-                    part: {"size": d.size, "sha256": d.sha256} for part, d in self.digests.items()
-                }
+                data["files"] = {part: d.to_dict() for part, d in self.digests.items()}
         elif "" in self.digests:
-            data["size"] = self.digests[""].size
-            data["sha256"] = self.digests[""].sha256
+            data.update(self.digests[""].to_dict())
         if self.is_directory and self.digests:
             data["size"] = self.size
         return data
@@ -94,13 +102,12 @@ def _load_json(data: bytes, object_name: str) -> dict[str, Any]:
 
 
 def _digest(value: Any, object_name: str) -> FileDigest:
-    if (
-        not isinstance(value, dict)
-        or not isinstance(value.get("size"), int)
-        or not isinstance(value.get("sha256"), str)
-    ):
-        raise errors.CorruptStoreError(object_name, "malformed file digest")
-    return FileDigest(value["size"], value["sha256"])
+    """The digest of one file: its size and the first algorithm of DIGEST_KEYS it records."""
+    if isinstance(value, dict) and isinstance(value.get("size"), int):
+        for algorithm in DIGEST_KEYS:
+            if isinstance(value.get(algorithm), str):
+                return FileDigest(value["size"], value[algorithm], algorithm)
+    raise errors.CorruptStoreError(object_name, "malformed file digest")
 
 
 def parse_meta(data: bytes, object_name: str) -> AssetMeta:
@@ -127,9 +134,9 @@ def parse_meta(data: bytes, object_name: str) -> AssetMeta:
             if not isinstance(files, dict) or set(files) != set(contents):
                 raise errors.CorruptStoreError(object_name, "files do not match contents")
             digests = {part: _digest(files[part], object_name) for part in contents}
-    elif "sha256" in raw or "size" in raw:
+    elif "size" in raw or any(key in raw for key in DIGEST_KEYS):
         digests = {"": _digest(raw, object_name)}
-    known = {"push_date", "is_directory", "contents", "files", "size", "sha256"}
+    known = {"push_date", "is_directory", "contents", "files", "size", *DIGEST_KEYS}
     extra = {k: v for k, v in raw.items() if k not in known}
     return AssetMeta(push_date, is_directory, contents, digests, extra)
 

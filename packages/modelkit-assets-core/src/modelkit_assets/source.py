@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import attrs
 
 from . import errors
+from .hashing import digest_file
 from .meta import FileDigest
-
-_CHUNK = 1024 * 1024
-
-
-def sha256_file(path: str, on_bytes: Callable[[int], None] | None = None) -> FileDigest:
-    """Size and sha256 of a file, read in 1 MiB chunks (hashlib releases the GIL)."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            if on_bytes:
-                on_bytes(len(chunk))
-    return FileDigest(size, digest.hexdigest())
 
 
 @attrs.frozen
@@ -81,7 +65,7 @@ def scan_source(path: str, max_workers: int = 8) -> LocalSource:
         if not entries:
             raise errors.LocalAssetDoesNotExistError(path, "the directory holds no files")
         with ThreadPoolExecutor(max_workers) as pool:
-            digests = list(pool.map(sha256_file, (p for _, p in entries)))
+            digests = list(pool.map(digest_file, (p for _, p in entries)))
         files = tuple(SourceFile(part, p, d) for (part, p), d in zip(entries, digests, strict=True))
         return LocalSource(path, True, files)
-    return LocalSource(path, False, (SourceFile("", path, sha256_file(path)),))
+    return LocalSource(path, False, (SourceFile("", path, digest_file(path)),))

@@ -8,7 +8,7 @@ A push is lossless under concurrency when the driver offers conditional writes:
    update that picks its version itself (:meth:`StorageProvider.update_next`) goes on only
    with its own ``.meta`` (same push date: its earlier attempt whose answer was lost); another
    push of the same bytes makes it take the next version, so no two updates report one version;
-2. every data object is created only if absent; one already present with the same sha256 (left
+2. every data object is created only if absent; one already present with the same digest (left
    by a killed push) is accepted, anything else is a conflict;
 3. the version is added to ``.versions`` by compare-and-swap, retried until it sticks.
 
@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import attrs
 
@@ -390,37 +390,33 @@ class StorageProvider:
         try:
             self._retry(lambda: self.driver.create_object(file.path, object_name), object_name)
         except errors.ObjectAlreadyExistsError:
-            if self._remote_digest(object_name) != file.digest:
+            if self._remote_digest(object_name, file.digest.algorithm) != file.digest:
                 raise errors.VersionConflictError(name, version) from None
         progress.advance(file.digest.size, 1)
 
-    def _remote_digest(self, object_name: str) -> FileDigest:
+    def _remote_digest(self, object_name: str, algorithm: str) -> FileDigest:
         with tempfile.TemporaryDirectory(prefix="modelkit-assets-") as tmp:
             path = os.path.join(tmp, "object")
-            return self._download(object_name, path, with_digest=True)
+            return self._download(object_name, path, algorithm)
 
     @overload
-    def _download(
-        self, object_name: str, destination: str, with_digest: Literal[False] = False
-    ) -> None: ...
+    def _download(self, object_name: str, destination: str, algorithm: None = None) -> None: ...
 
     @overload
-    def _download(
-        self, object_name: str, destination: str, with_digest: Literal[True]
-    ) -> FileDigest: ...
+    def _download(self, object_name: str, destination: str, algorithm: str) -> FileDigest: ...
 
     def _download(
-        self, object_name: str, destination: str, with_digest: bool = False
+        self, object_name: str, destination: str, algorithm: str | None = None
     ) -> FileDigest | None:
-        """Download one object, again from scratch after a transient fault; with
-        ``with_digest``, the size and sha256 of what was written (hashed on the way when the
+        """Download one object, again from scratch after a transient fault; with an
+        ``algorithm``, the size and digest of what was written (hashed on the way when the
         driver can)."""
 
         def attempt() -> FileDigest | None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(destination)  # whatever a failed attempt left
-            if with_digest:
-                return self.driver.download_object_with_digest(object_name, destination)
+            if algorithm:
+                return self.driver.download_object_with_digest(object_name, destination, algorithm)
             self.driver.download_object(object_name, destination)
             return None
 
@@ -481,12 +477,11 @@ class StorageProvider:
             if expected is None:  # a meta written by modelkit: nothing to check against
                 self._download(object_name, destination)
             else:
-                actual = self._download(object_name, destination, with_digest=True)
+                actual = self._download(object_name, destination, expected.algorithm)
                 if actual != expected:
                     raise errors.AssetIntegrityError(
                         f"{name}:{version}" + (f"[{part}]" if part else ""),
-                        f"expected {expected.size} bytes sha256 {expected.sha256[:12]}..., "
-                        f"got {actual.size} bytes sha256 {actual.sha256[:12]}...",
+                        f"expected {expected}, got {actual}",
                     )
             progress.advance(files=1)
 

@@ -11,7 +11,6 @@ server: create-only is ``PutObject`` (or ``CompleteMultipartUpload``, for large 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -31,9 +30,9 @@ from s3transfer.subscribers import BaseSubscriber
 
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
+from modelkit_assets.hashing import digest_file, new_hasher
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.records import CONDITIONAL_WRITES
-from modelkit_assets.source import sha256_file
 
 from .errors import PROVIDER, error_code, http_status, is_missing, is_precondition_failed, translate
 from .errors import redact_url as _redact_url
@@ -211,30 +210,34 @@ class S3StorageDriver(StorageDriver):
         )
 
     def download_object(self, object_name: str, destination_path: str) -> None:
-        self._download_or_clean(object_name, destination_path, hashed=False)
+        self._download_or_clean(object_name, destination_path)
 
-    def download_object_with_digest(self, object_name: str, destination_path: str) -> FileDigest:
+    def download_object_with_digest(
+        self, object_name: str, destination_path: str, algorithm: str = "blake3"
+    ) -> FileDigest:
         if type(self).download_object is not S3StorageDriver.download_object:
-            return super().download_object_with_digest(object_name, destination_path)
-        digest = self._download_or_clean(object_name, destination_path, hashed=True)
+            return super().download_object_with_digest(object_name, destination_path, algorithm)
+        digest = self._download_or_clean(object_name, destination_path, algorithm)
         # A small object was hashed as it arrived; a large one, written in ranges, is read again.
-        return digest if digest is not None else sha256_file(destination_path)
+        return digest if digest is not None else digest_file(destination_path, algorithm)
 
     def _download_or_clean(
-        self, object_name: str, destination_path: str, hashed: bool
+        self, object_name: str, destination_path: str, algorithm: str | None = None
     ) -> FileDigest | None:
         try:
             return self._call(
                 "download",
                 object_name,
-                lambda: self._download(object_name, destination_path, hashed),
+                lambda: self._download(object_name, destination_path, algorithm),
             )
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(destination_path)  # never leave half an object behind
             raise
 
-    def _download(self, object_name: str, destination_path: str, hashed: bool) -> FileDigest | None:
+    def _download(
+        self, object_name: str, destination_path: str, algorithm: str | None
+    ) -> FileDigest | None:
         for attempt in range(1, _GET_ATTEMPTS + 1):
             response = self.client.get_object(Bucket=self.bucket, Key=object_name)
             body = response["Body"]
@@ -246,15 +249,17 @@ class S3StorageDriver(StorageDriver):
                 )
                 transfer.result()
                 return None
-            digest, size = hashlib.sha256(), 0
+            hasher, size = new_hasher(algorithm) if algorithm else None, 0
             try:
                 with contextlib.closing(body), open(destination_path, "wb") as f:
                     for chunk in body.iter_chunks(_STREAM_CHUNK):
                         f.write(chunk)
-                        if hashed:
-                            digest.update(chunk)
+                        if hasher:
+                            hasher.update(chunk)
                         size += len(chunk)
-                return FileDigest(size, digest.hexdigest()) if hashed else None
+                if hasher and algorithm:
+                    return FileDigest(size, hasher.hexdigest(), algorithm)
+                return None
             except _BODY_ERRORS:
                 if attempt == _GET_ATTEMPTS:
                     raise

@@ -81,16 +81,19 @@ class StorageDriver(abc.ABC):
     def download_object(self, object_name: str, destination_path: str) -> None:
         """Write the object to ``destination_path``; raise ObjectDoesNotExistError if absent."""
 
-    def download_object_with_digest(self, object_name: str, destination_path: str) -> FileDigest:
-        """:meth:`download_object`, returning the size and sha256 of the bytes written.
+    def download_object_with_digest(
+        self, object_name: str, destination_path: str, algorithm: str = "blake3"
+    ) -> FileDigest:
+        """:meth:`download_object`, returning the size and ``algorithm`` digest (see
+        :mod:`modelkit_assets.hashing`) of the bytes written.
 
         This fallback reads the file again. A driver that sees the bytes pass hashes them on
         the way instead (keeping a subclass's own ``download_object`` in charge, if any).
         """
-        from ..source import sha256_file
+        from ..hashing import digest_file
 
         self.download_object(object_name, destination_path)
-        return sha256_file(destination_path)
+        return digest_file(destination_path, algorithm)
 
     @abc.abstractmethod
     def delete_object(self, object_name: str) -> None:

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import stat
 import uuid
 from collections.abc import Iterator
 from typing import Any, ClassVar, Final
@@ -19,7 +18,7 @@ from typing import Any, ClassVar, Final
 import filelock
 
 from .. import errors
-from ..hashing import SMALL, copy_with_digest
+from ..hashing import copy_file_with_digest
 from ..meta import FileDigest
 from ..paths import check_relative_part
 from ..records import CONDITIONAL_WRITES
@@ -32,15 +31,6 @@ _TMP_MARK: Final = ".modelkit-tmp-"
 
 def _is_internal(filename: str) -> bool:
     return filename.endswith(_LOCK_SUFFIX) or _TMP_MARK in filename
-
-
-def _is_small(path: str) -> bool:
-    """Whether ``path`` is a regular file of at most :data:`~modelkit_assets.hashing.SMALL`."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return False
-    return stat.S_ISREG(info.st_mode) and info.st_size <= SMALL
 
 
 def _token(data: bytes) -> str:
@@ -121,18 +111,21 @@ class LocalStorageDriver(StorageDriver):
             raise errors.ObjectDoesNotExistError("local", self.bucket, object_name)
         shutil.copyfile(source, destination_path)
 
-    def download_object_with_digest(self, object_name: str, destination_path: str) -> FileDigest:
-        """Small files: one read, hashed and written (half the system calls of a copy and a
-        second read). Large ones, or a subclass's own ``download_object``: the fallback."""
-        path = self._path(object_name)
-        if type(self).download_object is LocalStorageDriver.download_object and _is_small(path):
-            try:
-                source = open(path, "rb")  # noqa: SIM115 (closed by the with below)
-            except FileNotFoundError:
-                raise errors.ObjectDoesNotExistError("local", self.bucket, object_name) from None
-            with source, open(destination_path, "wb") as target:
-                return copy_with_digest(source, target)
-        return super().download_object_with_digest(object_name, destination_path)
+    def download_object_with_digest(
+        self, object_name: str, destination_path: str, algorithm: str = "blake3"
+    ) -> FileDigest:
+        """One pass over the object: small files are read once, hashed and written; large ones
+        are copied by the kernel while they are hashed (see
+        :func:`~modelkit_assets.hashing.copy_file_with_digest`). A subclass with its own
+        ``download_object`` gets the fallback, which keeps it in charge."""
+        if type(self).download_object is not LocalStorageDriver.download_object:
+            return super().download_object_with_digest(object_name, destination_path, algorithm)
+        try:
+            source = open(self._path(object_name), "rb", buffering=0)  # noqa: SIM115
+        except (FileNotFoundError, IsADirectoryError):
+            raise errors.ObjectDoesNotExistError("local", self.bucket, object_name) from None
+        with source, open(destination_path, "wb") as target:
+            return copy_file_with_digest(source, target, algorithm)
 
     def delete_object(self, object_name: str) -> None:
         with contextlib.suppress(FileNotFoundError):

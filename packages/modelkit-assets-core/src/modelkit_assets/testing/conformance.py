@@ -21,10 +21,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import blake3
 import pytest
 
 from .. import errors
 from ..drivers.base import StorageDriver
+from ..meta import FileDigest
 
 #: More than one page on every store we know (S3 and GCS list 1000 per page).
 MANY_OBJECTS = 1010
@@ -74,15 +76,19 @@ class StorageDriverConformance:
         assert destination.stat().st_size == len(data)
         assert destination.read_bytes() == data
 
-    @pytest.mark.parametrize("size", [0, 10_000, 3 * 1024 * 1024 + 1])
+    @pytest.mark.parametrize(
+        ("size", "algorithm"),
+        [(0, "blake3"), (10_000, "blake3"), (3 * 1024 * 1024 + 1, "blake3"), (10_000, "sha256")],
+    )
     def test_download_with_digest(
-        self, driver: StorageDriver, prefix: str, tmp_path: Path, size: int
+        self, driver: StorageDriver, prefix: str, tmp_path: Path, size: int, algorithm: str
     ) -> None:
         data = os.urandom(size)
         driver.upload_object(self._file(tmp_path, data), f"{prefix}/d")
         destination = tmp_path / "d.out"
-        digest = driver.download_object_with_digest(f"{prefix}/d", str(destination))
-        assert (digest.size, digest.sha256) == (size, hashlib.sha256(data).hexdigest())
+        digest = driver.download_object_with_digest(f"{prefix}/d", str(destination), algorithm)
+        expected = hashlib.new(algorithm, data) if algorithm == "sha256" else blake3.blake3(data)
+        assert digest == FileDigest(size, expected.hexdigest(), algorithm)
         assert destination.read_bytes() == data
         with pytest.raises(errors.ObjectDoesNotExistError):
             driver.download_object_with_digest(f"{prefix}/missing", str(tmp_path / "m"))
