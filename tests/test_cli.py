@@ -165,8 +165,11 @@ def test_real_subprocess_commands(pushed: StorageProvider, store_env: StoreEnv) 
     assert "cli/asset:0.1" in module.stdout
 
 
-def test_progress_bar_on_a_terminal_only(pushed: StorageProvider, store_env: StoreEnv) -> None:
-    """With stderr on a pseudo-terminal, fetch draws a bar (bytes, files); -q silences it."""
+def test_progress_bar_on_a_terminal_only(
+    pushed: StorageProvider, store_env: StoreEnv, tmp_path: Path
+) -> None:
+    """With stderr on a pseudo-terminal, push and fetch draw a bar (bytes, files); -q silences
+    it. (Whether a push reports bytes before its end is tested in test_upload_progress.py.)"""
 
     def stderr_on_tty(*args: str) -> str:
         leader, follower = pty.openpty()
@@ -197,6 +200,12 @@ def test_progress_bar_on_a_terminal_only(pushed: StorageProvider, store_env: Sto
     assert "2/2 files" in drawn
     assert "3.0" in drawn  # bytes, in kB
     assert stderr_on_tty("fetch", "cli/asset:0.0", "--force", "-q") == ""
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(os.urandom(3 * 1024 * 1024))
+    drawn = stderr_on_tty("new", str(weights), "cli/weights", "--yes")
+    assert "push cli/weights:0.0" in drawn
+    assert "3.1/3.1 MB" in drawn
+    assert "1/1 files" in drawn
 
 
 def test_help_imports_nothing_heavy() -> None:

@@ -14,7 +14,7 @@ import enum
 import io
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Final
 
 from azure.core import MatchConditions
@@ -27,6 +27,7 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
+from modelkit_assets.progress import HighWater
 from modelkit_assets.records import CONDITIONAL_WRITES
 
 from .client import (
@@ -185,11 +186,26 @@ class AzureStorageDriver(StorageDriver):
         self._upload_file(file_path, object_name, overwrite=True)
 
     def create_object(self, file_path: str, object_name: str) -> None:
+        self._create(file_path, object_name, None)
+
+    def create_object_with_progress(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None]
+    ) -> None:
+        """Reports through the SDK's ``progress_hook``: each block as it is staged."""
+        if type(self).create_object is not AzureStorageDriver.create_object:
+            super().create_object_with_progress(file_path, object_name, on_bytes)
+        else:
+            self._create(file_path, object_name, on_bytes)
+
+    def _create(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
+    ) -> None:
         self._upload_file(
             file_path,
             object_name,
             overwrite=False,
             conflict=errors.ObjectAlreadyExistsError(object_name),
+            on_bytes=on_bytes,
         )
 
     def _upload_file(
@@ -198,8 +214,13 @@ class AzureStorageDriver(StorageDriver):
         object_name: str,
         overwrite: bool,
         conflict: errors.StorageDriverError | None = None,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         blob = self._blob(object_name)
+        extra: dict[str, Any] = {}
+        if on_bytes:
+            sent = HighWater(on_bytes)  # the hook gives totals, which restart on a retry
+            extra["progress_hook"] = lambda current, _total: sent.reached(current)
         with open(file_path, "rb") as f, self._translate(object_name, conflict):
             # overwrite=False sends If-None-Match: * with the single PUT or the block list commit
             blob.upload_blob(
@@ -207,6 +228,7 @@ class AzureStorageDriver(StorageDriver):
                 length=os.fstat(f.fileno()).st_size,
                 overwrite=overwrite,
                 max_concurrency=self.settings.max_concurrency,
+                **extra,
             )
 
     def download_object(self, object_name: str, destination_path: str) -> None:

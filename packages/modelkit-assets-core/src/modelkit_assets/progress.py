@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Final, Protocol
 
 from .background import periodically, tree_size
@@ -36,6 +37,28 @@ class NoProgress:
 
 
 NO_PROGRESS = NoProgress()
+
+
+class HighWater:
+    """Turns positions reached in a transfer into forward-only byte counts for ``on_bytes``.
+
+    A transfer that is retried goes back to an earlier position and covers the same bytes
+    again; only progress past the highest position reached so far is reported, so nothing is
+    counted twice.
+    """
+
+    def __init__(self, on_bytes: Callable[[int], None]) -> None:
+        self._on_bytes = on_bytes
+        self._lock = threading.Lock()
+        self.position = 0
+
+    def reached(self, position: int) -> None:
+        with self._lock:
+            gained = position - self.position
+            if gained <= 0:
+                return
+            self.position = position
+        self._on_bytes(gained)
 
 
 def bytes_on_disk(path: str) -> int:

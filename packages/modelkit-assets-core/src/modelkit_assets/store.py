@@ -41,7 +41,7 @@ from .meta import AssetMeta, FileDigest, dump_versions, parse_meta, parse_versio
 from .parallel import run_parallel
 from .paths import check_relative_part, safe_join
 from .plugins import get_registry
-from .progress import NO_PROGRESS, TransferProgress, watch_bytes
+from .progress import NO_PROGRESS, HighWater, TransferProgress, watch_bytes
 from .retry import retry_transient
 from .source import LocalSource, SourceFile, scan_source
 from .spec import check_name, get_versioning_system
@@ -386,13 +386,28 @@ class StorageProvider:
     def _upload_file(
         self, file: SourceFile, name: str, version: str, progress: TransferProgress
     ) -> None:
+        """Create one object; the bar moves as its bytes go out, each byte counted once even
+        when the upload is retried from the start."""
         object_name = self._part_object_name(name, version, file.part)
+        sent = HighWater(progress.advance)
+
+        def attempt() -> None:
+            position = 0
+
+            def on_bytes(count: int) -> None:
+                nonlocal position
+                position += count
+                sent.reached(position)
+
+            self.driver.create_object_with_progress(file.path, object_name, on_bytes)
+
         try:
-            self._retry(lambda: self.driver.create_object(file.path, object_name), object_name)
+            self._retry(attempt, object_name)
         except errors.ObjectAlreadyExistsError:
             if self._remote_digest(object_name, file.digest.algorithm) != file.digest:
                 raise errors.VersionConflictError(name, version) from None
-        progress.advance(file.digest.size, 1)
+        sent.reached(file.digest.size)
+        progress.advance(files=1)
 
     def _remote_digest(self, object_name: str, algorithm: str) -> FileDigest:
         with tempfile.TemporaryDirectory(prefix="modelkit-assets-") as tmp:

@@ -19,7 +19,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import ClassVar, Final, TypeVar
+from typing import Any, BinaryIO, ClassVar, Final, TypeVar
 
 from google.api_core import exceptions as api
 from google.cloud import storage
@@ -32,6 +32,7 @@ from google.cloud.storage.retry import (
 
 from modelkit_assets import errors, settings
 from modelkit_assets.drivers.base import StorageDriver
+from modelkit_assets.progress import HighWater
 from modelkit_assets.records import CONDITIONAL_WRITES
 
 from .client import CREDENTIALS_ENV, build_client
@@ -176,19 +177,37 @@ class GCSStorageDriver(StorageDriver):
     # -- conditional writes --------------------------------------------------------------------
 
     def create_object(self, file_path: str, object_name: str) -> None:
+        self._create(file_path, object_name, None)
+
+    def create_object_with_progress(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None]
+    ) -> None:
+        """Reports the file as the SDK reads it: each ``chunk_size`` piece of a resumable
+        upload (a retry that seeks back counts nothing twice)."""
+        if type(self).create_object is not GCSStorageDriver.create_object:
+            super().create_object_with_progress(file_path, object_name, on_bytes)
+        else:
+            self._create(file_path, object_name, on_bytes)
+
+    def _create(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
+    ) -> None:
         # Past 8 MiB this is a resumable upload: GCS checks the precondition when the upload
         # finishes (fake-gcs-server does not check it there: see the tests).
         blob = self._blob(object_name, self._chunk_size)
-        self._call(
-            lambda: blob.upload_from_filename(
-                file_path,
-                if_generation_match=0,
-                retry=self._retry_if_generation,
-                timeout=self._request_timeout,
-            ),
-            object_name,
-            conflict=lambda: errors.ObjectAlreadyExistsError(object_name),
-        )
+        with open(file_path, "rb") as f:
+            source: Any = f if on_bytes is None else _ReportingReader(f, HighWater(on_bytes))
+            self._call(
+                lambda: blob.upload_from_file(
+                    source,
+                    size=os.fstat(f.fileno()).st_size,
+                    if_generation_match=0,
+                    retry=self._retry_if_generation,
+                    timeout=self._request_timeout,
+                ),
+                object_name,
+                conflict=lambda: errors.ObjectAlreadyExistsError(object_name),
+            )
 
     def read_object(self, object_name: str) -> tuple[bytes, str | None]:
         blob = self._blob(object_name)
@@ -284,3 +303,19 @@ def _generation(token: str | None, object_name: str) -> int | None:
             f"invalid gcs version token {token!r} for {object_name!r}: use read_object's token"
         )
     return generation
+
+
+class _ReportingReader:
+    """A binary file that tells a :class:`HighWater` how far it has been read."""
+
+    def __init__(self, file: BinaryIO, sent: HighWater) -> None:
+        self._file = file
+        self._sent = sent
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        self._sent.reached(self._file.tell())
+        return data
+
+    def __getattr__(self, name: str) -> Any:  # seek, tell, name... as the file has them
+        return getattr(self._file, name)

@@ -289,19 +289,42 @@ class S3StorageDriver(StorageDriver):
     # -- conditional writes ------------------------------------------------------------------------
 
     def create_object(self, file_path: str, object_name: str) -> None:
+        self._create(file_path, object_name, None)
+
+    def create_object_with_progress(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None]
+    ) -> None:
+        """Large files report each part as S3 acknowledges it; small ones, one request, at
+        the end."""
+        if type(self).create_object is not S3StorageDriver.create_object:
+            super().create_object_with_progress(file_path, object_name, on_bytes)
+        else:
+            self._create(file_path, object_name, on_bytes)
+
+    def _create(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
+    ) -> None:
         size = os.path.getsize(file_path)
         try:
             if size < MULTIPART_THRESHOLD:
                 with open(file_path, "rb") as body:
                     self._put(object_name, body, IfNoneMatch="*")
+                if on_bytes:
+                    on_bytes(size)
             else:
-                self._create_large(file_path, size, object_name)
+                self._create_large(file_path, size, object_name, on_bytes)
         except _SDK_ERRORS as exc:
             if is_precondition_failed(exc):
                 raise errors.ObjectAlreadyExistsError(object_name) from None
             raise translate(exc, self.bucket, object_name, "upload") from None
 
-    def _create_large(self, file_path: str, size: int, object_name: str) -> None:
+    def _create_large(
+        self,
+        file_path: str,
+        size: int,
+        object_name: str,
+        on_bytes: Callable[[int], None] | None,
+    ) -> None:
         # Resumed pushes find their large files already there: skip re-sending them.
         with contextlib.suppress(ClientError):
             self.client.head_object(Bucket=self.bucket, Key=object_name)
@@ -314,6 +337,7 @@ class S3StorageDriver(StorageDriver):
             self.bucket,
             object_name,
             self.settings.upload_args,
+            on_part=on_bytes,
         )
 
     def read_object(self, object_name: str) -> tuple[bytes, str | None]:

@@ -11,6 +11,7 @@ failure the upload is aborted so no parts are left behind.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Final
 
@@ -48,10 +49,13 @@ def _upload_part(
     offset: int,
     length: int,
     checksum: str | None,
+    on_part: Callable[[int], None] | None,
 ) -> CompletedPartTypeDef:
     extra: dict[str, Any] = {"ChecksumAlgorithm": checksum} if checksum else {}
     with ReadFileChunk.from_filename(file_path, offset, length, enable_callbacks=False) as body:
         response = client.upload_part(PartNumber=number, Body=body, **target, **extra)  # type: ignore[arg-type]
+    if on_part:
+        on_part(length)
     part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
     if checksum:
         part[f"Checksum{checksum}"] = response.get(f"Checksum{checksum}")
@@ -66,8 +70,11 @@ def upload_if_absent(
     bucket: str,
     key: str,
     extra_args: dict[str, str],
+    on_part: Callable[[int], None] | None = None,
 ) -> None:
-    """Upload ``file_path`` (``size`` bytes) as ``key`` unless it exists; S3 answers 412 then."""
+    """Upload ``file_path`` (``size`` bytes) as ``key`` unless it exists; S3 answers 412 then.
+    ``on_part(n)`` hears of each part of ``n`` bytes once S3 has it (each part once: the SDK
+    retries a part within its request)."""
     checksum = _checksum_algorithm(client)
     create_extra = {**extra_args, **({"ChecksumAlgorithm": checksum} if checksum else {})}
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **create_extra)["UploadId"]  # type: ignore[arg-type]
@@ -79,7 +86,15 @@ def upload_if_absent(
             length = min(step, size - offset)
             futures.append(
                 pool.submit(
-                    _upload_part, client, target, number, file_path, offset, length, checksum
+                    _upload_part,
+                    client,
+                    target,
+                    number,
+                    file_path,
+                    offset,
+                    length,
+                    checksum,
+                    on_part,
                 )
             )
         parts = [future.result() for future in futures]

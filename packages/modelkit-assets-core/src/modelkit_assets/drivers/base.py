@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import errors
@@ -122,6 +122,20 @@ class StorageDriver(abc.ABC):
         if self.exists(object_name):
             raise errors.ObjectAlreadyExistsError(object_name)
         self.upload_object(file_path, object_name)
+
+    def create_object_with_progress(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None]
+    ) -> None:
+        """:meth:`create_object`, calling ``on_bytes(n)`` as bytes go out, so that a progress
+        bar moves during a large upload. The counts add up to the file's size by the return.
+
+        This fallback reports the whole file once it is stored. A driver that sees its upload
+        advance reports on the way instead (keeping a subclass's own ``create_object`` in
+        charge, if any); a retry inside the driver must not count bytes twice (see
+        :class:`modelkit_assets.progress.HighWater`).
+        """
+        self.create_object(file_path, object_name)
+        on_bytes(os.path.getsize(file_path))
 
     def read_object(self, object_name: str) -> tuple[bytes, str | None]:
         """The object's bytes and a version token to pass to :meth:`write_object`."""

@@ -11,9 +11,10 @@ import contextlib
 import hashlib
 import os
 import shutil
+import sys
 import uuid
-from collections.abc import Iterator
-from typing import Any, ClassVar, Final
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, ClassVar, Final
 
 import filelock
 
@@ -27,10 +28,30 @@ from .base import StorageDriver
 #: Suffixes of this driver's own bookkeeping files, never listed as objects.
 _LOCK_SUFFIX: Final = ".modelkit-lock"
 _TMP_MARK: Final = ".modelkit-tmp-"
+#: Bytes copied between two progress reports.
+_REPORT_CHUNK: Final = 8 * 1024 * 1024
+#: Whether the kernel copies file to file (``sendfile`` onto a regular file: Linux only).
+_KERNEL_COPY: Final = sys.platform.startswith("linux")
 
 
 def _is_internal(filename: str) -> bool:
     return filename.endswith(_LOCK_SUFFIX) or _TMP_MARK in filename
+
+
+def _copy_reporting(
+    source: BinaryIO, destination: BinaryIO, on_bytes: Callable[[int], None]
+) -> None:
+    """Copy the whole of file ``source`` into file ``destination`` in chunks (by the kernel on
+    Linux), telling ``on_bytes`` of each."""
+    if not _KERNEL_COPY:
+        while chunk := source.read(_REPORT_CHUNK):
+            destination.write(chunk)
+            on_bytes(len(chunk))
+        return
+    source_fd, destination_fd, copied = source.fileno(), destination.fileno(), 0
+    while sent := os.sendfile(destination_fd, source_fd, copied, _REPORT_CHUNK):
+        copied += sent
+        on_bytes(sent)
 
 
 def _token(data: bytes) -> str:
@@ -89,10 +110,27 @@ class LocalStorageDriver(StorageDriver):
                 os.unlink(tmp)
 
     def create_object(self, file_path: str, object_name: str) -> None:
+        self._create(file_path, object_name, None)
+
+    def create_object_with_progress(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None]
+    ) -> None:
+        if type(self).create_object is not LocalStorageDriver.create_object:
+            super().create_object_with_progress(file_path, object_name, on_bytes)
+        else:
+            self._create(file_path, object_name, on_bytes)
+
+    def _create(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
+    ) -> None:
         path = self._path(object_name)
         tmp = self._temp_beside(path)
         try:
-            shutil.copyfile(file_path, tmp)
+            if on_bytes is None:
+                shutil.copyfile(file_path, tmp)
+            else:
+                with open(file_path, "rb") as source, open(tmp, "wb") as target:
+                    _copy_reporting(source, target, on_bytes)
             self._link_new(tmp, path, object_name)
         finally:
             with contextlib.suppress(FileNotFoundError):

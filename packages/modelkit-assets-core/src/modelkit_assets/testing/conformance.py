@@ -167,6 +167,20 @@ class StorageDriverConformance:
         conditional.download_object(f"{prefix}/immutable", str(tmp_path / "out"))
         assert (tmp_path / "out").read_bytes() == b"first"
 
+    @pytest.mark.parametrize("size", [0, 3 * 1024 * 1024 + 1])
+    def test_create_object_with_progress_reports_every_byte_once(
+        self, driver: StorageDriver, prefix: str, tmp_path: Path, size: int
+    ) -> None:
+        data = os.urandom(size)
+        reports: list[int] = []
+        driver.create_object_with_progress(
+            self._file(tmp_path, data), f"{prefix}/reported", reports.append
+        )
+        assert sum(reports) == size
+        assert all(count > 0 for count in reports) or size == 0
+        driver.download_object(f"{prefix}/reported", str(tmp_path / "out"))
+        assert (tmp_path / "out").read_bytes() == data
+
     def test_write_if_absent(self, conditional: StorageDriver, prefix: str) -> None:
         conditional.write_object(b"1", f"{prefix}/index", if_absent=True)
         with pytest.raises(errors.PreconditionFailedError):

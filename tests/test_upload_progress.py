@@ -1,0 +1,79 @@
+"""Pushes report their bytes as they go out, on every backend, each byte counted once."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from modelkit_assets import StorageProvider
+from modelkit_assets.progress import HighWater
+from tests.conftest import StoreEnv
+
+MiB = 1024 * 1024
+
+
+class RecordingProgress:
+    """A TransferProgress that keeps every call."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started: tuple[str, int, int] | None = None
+        self.byte_reports: list[int] = []
+        self.files = 0
+        self.finished = False
+
+    def start(self, description: str, total_bytes: int, total_files: int) -> None:
+        self.started = (description, total_bytes, total_files)
+
+    def advance(self, nbytes: int = 0, files: int = 0) -> None:
+        with self.lock:
+            assert not self.finished
+            if nbytes:
+                self.byte_reports.append(nbytes)
+            self.files += files
+
+    def finish(self) -> None:
+        self.finished = True
+
+
+def test_a_large_push_moves_the_bar_before_it_ends(store_env: StoreEnv, tmp_path: Path) -> None:
+    """20 MiB go out in several reports (parts, chunks, blocks), which add up to the file."""
+    size = 20 * MiB + 1
+    path = tmp_path / "weights.bin"
+    path.write_bytes(os.urandom(size))
+    progress = RecordingProgress()
+    StorageProvider().new(str(path), "big", progress=progress)
+    assert progress.started == ("push big:0.0", size, 1)
+    assert len(progress.byte_reports) >= 2, progress.byte_reports
+    assert all(count > 0 for count in progress.byte_reports)
+    assert sum(progress.byte_reports) == size
+    assert (progress.files, progress.finished) == (1, True)
+
+
+def test_many_small_files_count_bytes_and_files(store_env: StoreEnv, tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(20):
+        (folder / f"f{i}").write_bytes(b"x" * (i + 1))
+    progress = RecordingProgress()
+    StorageProvider().new(str(folder), "many", progress=progress)
+    assert sum(progress.byte_reports) == sum(range(1, 21))
+    assert progress.files == 20
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 1000)), max_size=30))
+def test_high_water_counts_each_byte_once(steps: list[tuple[bool, int]]) -> None:
+    """Positions that go back (a retried transfer) never report the same bytes twice."""
+    reports: list[int] = []
+    sent = HighWater(reports.append)
+    position = highest = 0
+    for restart, step in steps:
+        position = 0 if restart else position + step
+        sent.reached(position)
+        highest = max(highest, position)
+    assert all(count > 0 for count in reports)
+    assert sum(reports) == highest == sent.position
