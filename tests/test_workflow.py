@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import blake3
 import pytest
 
-from modelkit_assets import AssetsManager, StorageProvider
+from modelkit_assets import AssetsManager, StorageProvider, errors
 from tests.cli_runner import as_json, ok, run
 from tests.conftest import StoreEnv
 
@@ -167,3 +168,28 @@ def test_store_layout_is_modelkits(store_env: StoreEnv, sources: dict[str, Path]
     assert file_meta["is_directory"] is False
     assert file_meta["size"] == sources["file"].stat().st_size
     assert file_meta["blake3"] == blake3.blake3(sources["file"].read_bytes()).hexdigest()
+
+
+def test_a_push_replaces_an_object_a_killed_push_left_half_written(
+    store_env: StoreEnv, tmp_path: Path
+) -> None:
+    """A push killed while copying leaves its claim and an object cut short (the local driver
+    creates objects in place); pushing the same content again completes the version."""
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(os.urandom(300_000))
+    store = StorageProvider()
+    store.new(str(weights), "half")
+    # Back to the state the killed push left: claimed, unpublished, the object cut short.
+    store.driver.delete_object(store.get_versions_object_name("half"))
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(weights.read_bytes()[:1000])
+    store.driver.upload_object(str(cut), store.get_object_name("half", "0.0"))
+    store.new(str(weights), "half")
+    assert store.get_versions_info("half") == ["0.0"]
+    fetched = AssetsManager().fetch_asset("half:0.0")
+    assert Path(fetched).read_bytes() == weights.read_bytes()
+    # Other content never replaces anything: the claim says whose version it is.
+    weights.write_bytes(b"other")
+    store.driver.delete_object(store.get_versions_object_name("half"))
+    with pytest.raises(errors.VersionConflictError):
+        store.new(str(weights), "half")

@@ -192,7 +192,7 @@ class AzureStorageDriver(StorageDriver):
         self, file_path: str, object_name: str, on_bytes: Callable[[int], None]
     ) -> None:
         """Reports through the SDK's ``progress_hook``: each block as it is staged."""
-        if type(self).create_object is not AzureStorageDriver.create_object:
+        if self.overridden("create_object", AzureStorageDriver):
             super().create_object_with_progress(file_path, object_name, on_bytes)
         else:
             self._create(file_path, object_name, on_bytes)

@@ -73,6 +73,8 @@ def digest_file(
 
 
 class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes | None: ...
+
     def readinto(self, buffer: bytearray, /) -> int | None: ...
 
 
@@ -81,16 +83,23 @@ def digest_stream(
     algorithm: str = DEFAULT_ALGORITHM,
     on_bytes: Callable[[int], None] | None = None,
 ) -> FileDigest:
-    """Size and digest of what is left to read in a binary ``stream``."""
+    """Size and digest of what is left to read in a binary ``stream``. The first chunk is read
+    as it comes, so a small file costs one read of its size (not a zeroed 1 MiB buffer);
+    later chunks reuse one buffer."""
     hasher = new_hasher(algorithm)
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    total = 0
-    while count := stream.readinto(buffer):
-        hasher.update(view[:count])
-        total += count
-        if on_bytes:
-            on_bytes(count)
+    first = stream.read(_CHUNK) or b""
+    hasher.update(first)
+    total = len(first)
+    if on_bytes and total:
+        on_bytes(total)
+    if total == _CHUNK:
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
+        while count := stream.readinto(buffer):
+            hasher.update(view[:count])
+            total += count
+            if on_bytes:
+                on_bytes(count)
     return FileDigest(total, hasher.hexdigest(), algorithm)
 
 

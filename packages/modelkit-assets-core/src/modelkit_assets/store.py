@@ -9,7 +9,9 @@ A push is lossless under concurrency when the driver offers conditional writes:
    with its own ``.meta`` (same push date: its earlier attempt whose answer was lost); another
    push of the same bytes makes it take the next version, so no two updates report one version;
 2. every data object is created only if absent; one already present with the same digest (left
-   by a killed push) is accepted, anything else is a conflict;
+   by a killed push, or written by a concurrent push of the same content) is accepted. One with
+   other bytes can only be half-written (a driver such as ``local`` creates objects in place),
+   since only pushes of this very content hold the claim: it is replaced with the whole object;
 3. the version is added to ``.versions`` by compare-and-swap, retried until it sticks.
 
 Readers resolve versions through ``.versions`` only, so a version is published at step 3.
@@ -405,7 +407,10 @@ class StorageProvider:
             self._retry(attempt, object_name)
         except errors.ObjectAlreadyExistsError:
             if self._remote_digest(object_name, file.digest.algorithm) != file.digest:
-                raise errors.VersionConflictError(name, version) from None
+                logger.warning(
+                    "replacing %s, left half-written by an interrupted push", object_name
+                )
+                self._retry(lambda: self.driver.upload_object(file.path, object_name), object_name)
         sent.reached(file.digest.size)
         progress.advance(files=1)
 

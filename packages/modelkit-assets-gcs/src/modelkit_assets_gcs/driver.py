@@ -184,7 +184,7 @@ class GCSStorageDriver(StorageDriver):
     ) -> None:
         """Reports the file as the SDK reads it: each ``chunk_size`` piece of a resumable
         upload (a retry that seeks back counts nothing twice)."""
-        if type(self).create_object is not GCSStorageDriver.create_object:
+        if self.overridden("create_object", GCSStorageDriver):
             super().create_object_with_progress(file_path, object_name, on_bytes)
         else:
             self._create(file_path, object_name, on_bytes)

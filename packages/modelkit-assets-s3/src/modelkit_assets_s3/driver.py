@@ -215,7 +215,7 @@ class S3StorageDriver(StorageDriver):
     def download_object_with_digest(
         self, object_name: str, destination_path: str, algorithm: str = "blake3"
     ) -> FileDigest:
-        if type(self).download_object is not S3StorageDriver.download_object:
+        if self.overridden("download_object", S3StorageDriver):
             return super().download_object_with_digest(object_name, destination_path, algorithm)
         digest = self._download_or_clean(object_name, destination_path, algorithm)
         # A small object was hashed as it arrived; a large one, written in ranges, is read again.
@@ -296,7 +296,7 @@ class S3StorageDriver(StorageDriver):
     ) -> None:
         """Large files report each part as S3 acknowledges it; small ones, one request, at
         the end."""
-        if type(self).create_object is not S3StorageDriver.create_object:
+        if self.overridden("create_object", S3StorageDriver):
             super().create_object_with_progress(file_path, object_name, on_bytes)
         else:
             self._create(file_path, object_name, on_bytes)

@@ -62,6 +62,12 @@ class StorageDriver(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bucket={self.bucket!r})"
 
+    def overridden(self, method: str, owner: type[StorageDriver]) -> bool:
+        """Whether ``method`` is no longer ``owner``'s own: replaced by a subclass, or on this
+        instance (a wrapper). A driver's faster combined method (such as
+        :meth:`create_object_with_progress`) then defers to the replacement."""
+        return getattr(getattr(self, method), "__func__", None) is not getattr(owner, method)
+
     @property
     def supports_conditional_writes(self) -> bool:
         """Whether create-only and compare-and-swap writes are atomic on this store."""
