@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -9,8 +10,11 @@ import blake3
 import pytest
 
 from modelkit_assets import errors
+from modelkit_assets.hashing import digest_file
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.source import scan_source
+
+MiB = 1024 * 1024
 
 
 def test_scan_lists_hidden_files_and_link_targets_without_looping(tmp_path: Path) -> None:
@@ -37,3 +41,20 @@ def test_scan_refuses_missing_and_empty_sources(tmp_path: Path) -> None:
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(errors.LocalAssetDoesNotExistError, match="no files"):
         scan_source(str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("size", [0, 1, MiB, 16 * MiB - 1, 16 * MiB, 32 * MiB + 5])
+def test_digest_file_agrees_with_the_algorithms_whatever_the_path(
+    tmp_path: Path, size: int
+) -> None:
+    """Threaded memory-map windows, the streamed read and sha256 all describe the bytes."""
+    data = os.urandom(size)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    reported: list[int] = []
+    assert digest_file(str(path)) == FileDigest(size, blake3.blake3(data).hexdigest(), "blake3")
+    assert digest_file(str(path), on_bytes=reported.append) == digest_file(str(path))
+    assert sum(reported) == size
+    assert digest_file(str(path), "sha256") == FileDigest(
+        size, hashlib.sha256(data).hexdigest(), "sha256"
+    )
