@@ -54,6 +54,8 @@ _TRANSFER_WORKERS: Final = 16
 #: Downloaded chunks (256 KiB each) waiting for the disk, per driver: bounds memory (the
 #: default, 100, let a 1 GiB download peak at ~150 MB of resident memory).
 _IO_QUEUE: Final = 16
+#: Files up to this size are read and sent as bytes (at most this much per upload in flight).
+_BYTES_BODY_LIMIT: Final = 1024 * 1024
 #: Objects up to this size are written from the first GET; larger ones in parallel ranges.
 _SINGLE_GET_LIMIT: Final = MULTIPART_THRESHOLD
 _STREAM_CHUNK: Final = 1024 * 1024
@@ -306,13 +308,19 @@ class S3StorageDriver(StorageDriver):
     ) -> None:
         size = os.path.getsize(file_path)
         try:
-            if size < MULTIPART_THRESHOLD:
+            if size <= _BYTES_BODY_LIMIT:
+                # As bytes, not a file: botocore sends a file with "Expect: 100-continue",
+                # one more round trip per object (a third of a 1000-file push's time).
+                with open(file_path, "rb") as f:
+                    self._put(object_name, f.read(), IfNoneMatch="*")
+            elif size < MULTIPART_THRESHOLD:
                 with open(file_path, "rb") as body:
                     self._put(object_name, body, IfNoneMatch="*")
-                if on_bytes:
-                    on_bytes(size)
             else:
                 self._create_large(file_path, size, object_name, on_bytes)
+                return
+            if on_bytes:
+                on_bytes(size)
         except _SDK_ERRORS as exc:
             if is_precondition_failed(exc):
                 raise errors.ObjectAlreadyExistsError(object_name) from None
