@@ -38,7 +38,7 @@ from typing import Any, TypeVar, overload
 import attrs
 
 from . import errors, settings
-from .drivers.base import StorageDriver
+from .drivers.base import StagedFile, StorageDriver
 from .meta import AssetMeta, FileDigest, dump_versions, parse_meta, parse_versions
 from .parallel import run_parallel
 from .paths import check_relative_part, safe_join
@@ -275,23 +275,25 @@ class StorageProvider:
         one is picked and the push retried, so every successful update gets its own version.
         """
         check_name(name)
-        source = self.scan(asset_path)
         taken: list[str] = []
         deadline = time.monotonic() + self.timeout
-        while True:
-            found = self._read_versions(name)
-            if found is None:
-                raise errors.AssetDoesNotExistError(name)
-            new_version = self._increment(name, found[0] + taken, version, bump_major)
-            try:
-                return self._push_source(
-                    source, name, new_version, dry_run, progress, exclusive=True
-                )
-            except errors.VersionConflictError:
-                if time.monotonic() > deadline:
-                    raise
-                logger.info("version %s:%s was taken meanwhile; trying the next", name, new_version)
-                taken.append(new_version)
+        with self._scanned(asset_path, dry_run, progress) as source:
+            while True:
+                found = self._read_versions(name)
+                if found is None:
+                    raise errors.AssetDoesNotExistError(name)
+                new_version = self._increment(name, found[0] + taken, version, bump_major)
+                try:
+                    return self._push_source(
+                        source, name, new_version, dry_run, progress, exclusive=True
+                    )
+                except errors.VersionConflictError:
+                    if time.monotonic() > deadline:
+                        raise
+                    logger.info(
+                        "version %s:%s was taken meanwhile; trying the next", name, new_version
+                    )
+                    taken.append(new_version)
 
     def next_version(self, name: str, version: str | None = None, bump_major: bool = False) -> str:
         """The version ``update name[:version] [--bump-major]`` would push now."""
@@ -320,13 +322,31 @@ class StorageProvider:
     ) -> PushPlan:
         """Push ``asset_path`` as ``name:version`` and publish it in ``.versions``."""
         check_name(name)
-        return self._push_source(self.scan(asset_path), name, version, dry_run, progress)
+        with self._scanned(asset_path, dry_run, progress) as source:
+            return self._push_source(source, name, version, dry_run, progress)
 
     def scan(self, asset_path: str | LocalSource) -> LocalSource:
         """The files of a local path with their hashes (a LocalSource is returned as is)."""
         if isinstance(asset_path, LocalSource):
             return asset_path
         return scan_source(asset_path, self.max_workers)
+
+    @contextlib.contextmanager
+    def _scanned(
+        self, asset_path: str | LocalSource, dry_run: bool, progress: TransferProgress
+    ) -> Iterator[LocalSource]:
+        """:meth:`scan`, staging large files into the store when the driver can (they are
+        then copied while they are hashed); whatever stays staged is dropped at the end.
+        Not for a dry run, nor when progress is reported: staging happens before the bar
+        starts (the CLI scans first anyway, to show what it will push)."""
+        if isinstance(asset_path, LocalSource) or dry_run or progress is not NO_PROGRESS:
+            yield self.scan(asset_path)
+            return
+        source = scan_source(asset_path, self.max_workers, stage=self.driver.stage_file)
+        try:
+            yield source
+        finally:
+            source.discard_staged()
 
     def _push_source(
         self,
@@ -353,7 +373,7 @@ class StorageProvider:
         progress.start(f"push {name}:{version}", source.size, len(source.files))
         try:
             run_parallel(
-                lambda f: self._upload_file(f, name, version, progress),
+                lambda f: self._upload_file(f, name, version, progress, source.staged.get(f.part)),
                 source.files,
                 self.max_workers,
             )
@@ -386,10 +406,15 @@ class StorageProvider:
         return f"{base}/{part}" if part else base
 
     def _upload_file(
-        self, file: SourceFile, name: str, version: str, progress: TransferProgress
+        self,
+        file: SourceFile,
+        name: str,
+        version: str,
+        progress: TransferProgress,
+        staged: StagedFile | None = None,
     ) -> None:
-        """Create one object; the bar moves as its bytes go out, each byte counted once even
-        when the upload is retried from the start."""
+        """Create one object (commit it, if it was staged); the bar moves as its bytes go out,
+        each byte counted once even when the upload is retried from the start."""
         object_name = self._part_object_name(name, version, file.part)
         sent = HighWater(progress.advance)
 
@@ -401,7 +426,10 @@ class StorageProvider:
                 position += count
                 sent.reached(position)
 
-            self.driver.create_object_with_progress(file.path, object_name, on_bytes)
+            if staged is not None:
+                staged.commit(object_name)
+            else:
+                self.driver.create_object_with_progress(file.path, object_name, on_bytes)
 
         try:
             self._retry(attempt, object_name)

@@ -19,7 +19,7 @@ import abc
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .. import errors
 from ..paths import check_relative_part
@@ -27,6 +27,22 @@ from ..records import CONDITIONAL_WRITES
 
 if TYPE_CHECKING:
     from ..meta import FileDigest
+
+
+class StagedFile(Protocol):
+    """A file copied into the store ahead of its claim, hashed on the way (see
+    :meth:`StorageDriver.stage_file`)."""
+
+    #: Size and digest of the bytes staged.
+    digest: FileDigest
+
+    def commit(self, object_name: str) -> None:
+        """Make the staged bytes the object ``object_name``, only if no object has that name
+        (else raise ObjectAlreadyExistsError, as :meth:`StorageDriver.create_object` does).
+        May be called again after a failure."""
+
+    def discard(self) -> None:
+        """Drop the staged copy (what a commit made an object stays)."""
 
 
 class StorageDriver(abc.ABC):
@@ -142,6 +158,16 @@ class StorageDriver(abc.ABC):
         """
         self.create_object(file_path, object_name)
         on_bytes(os.path.getsize(file_path))
+
+    def stage_file(self, file_path: str, algorithm: str) -> StagedFile | None:
+        """Copy a large file into the store before its version is claimed, hashing it on the
+        way, so that a push copies and hashes at once instead of hashing then copying; None
+        when the driver cannot (this default: the push hashes, claims, then uploads).
+
+        Staged copies must not be visible as objects until committed. The ``local`` driver
+        stages into its bucket folder, where committing is a link.
+        """
+        return None
 
     def read_object(self, object_name: str) -> tuple[bytes, str | None]:
         """The object's bytes and a version token to pass to :meth:`write_object`."""

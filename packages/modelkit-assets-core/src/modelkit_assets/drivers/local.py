@@ -31,11 +31,13 @@ from ..hashing import copy_file_with_digest
 from ..meta import FileDigest
 from ..paths import check_relative_part
 from ..records import CONDITIONAL_WRITES
-from .base import StorageDriver
+from .base import StagedFile, StorageDriver
 
 #: Suffixes of this driver's own bookkeeping files, never listed as objects.
 _LOCK_SUFFIX: Final = ".modelkit-lock"
 _TMP_MARK: Final = ".modelkit-tmp-"
+#: Folder of the bucket where large files of a push are copied before its claim.
+_STAGING: Final = ".modelkit-staging"
 #: Bytes copied between two progress reports.
 _REPORT_CHUNK: Final = 8 * 1024 * 1024
 #: Whether the kernel copies file to file (``sendfile`` onto a regular file: Linux only).
@@ -60,6 +62,28 @@ def _copy_reporting(
     while sent := os.sendfile(destination_fd, source_fd, copied, _REPORT_CHUNK):
         copied += sent
         on_bytes(sent)
+
+
+class _LocalStagedFile:
+    """A staged copy in the bucket folder: committed by a link, which fails if the name
+    exists; a copy if the staging folder is on another filesystem than the object's folder."""
+
+    def __init__(self, driver: LocalStorageDriver, path: str, digest: FileDigest) -> None:
+        self.driver, self.path, self.digest = driver, path, digest
+
+    def commit(self, object_name: str) -> None:
+        target = self.driver._path(object_name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        try:
+            os.link(self.path, target)
+        except FileExistsError:
+            raise errors.ObjectAlreadyExistsError(object_name) from None
+        except OSError:  # EXDEV, or links not supported here
+            self.driver.create_object(self.path, object_name)
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
 
 
 def _ignore(count: int) -> None:
@@ -174,6 +198,21 @@ class LocalStorageDriver(StorageDriver):
             os.link(tmp, path)
         except FileExistsError:
             raise errors.ObjectAlreadyExistsError(object_name) from None
+
+    def stage_file(self, file_path: str, algorithm: str) -> StagedFile | None:
+        """A copy in the bucket's staging folder, made by the kernel while a second thread
+        hashes the source (256 MiB: about the time of the copy alone); committing links it."""
+        staging = os.path.join(self.bucket, _STAGING)
+        os.makedirs(staging, exist_ok=True)
+        path = os.path.join(staging, f"{_TMP_MARK}{uuid.uuid4().hex}")
+        try:
+            with open(file_path, "rb", buffering=0) as source, open(path, "wb") as target:
+                digest = copy_file_with_digest(source, target, algorithm)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            raise
+        return _LocalStagedFile(self, path, digest)
 
     def download_object(self, object_name: str, destination_path: str) -> None:
         source = self._path(object_name)
