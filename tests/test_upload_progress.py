@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelkit_assets import StorageProvider
+from modelkit_assets.drivers.local import LocalStorageDriver
 from modelkit_assets.progress import HighWater
 from tests.conftest import StoreEnv
 
@@ -77,3 +78,28 @@ def test_high_water_counts_each_byte_once(steps: list[tuple[bool, int]]) -> None
         highest = max(highest, position)
     assert all(count > 0 for count in reports)
     assert sum(reports) == highest == sent.position
+
+
+def test_a_replaced_create_object_stays_in_charge(tmp_path: Path) -> None:
+    """A subclass (or a wrapper on the instance) that replaces create_object is called, and
+    the whole file is reported once it is stored."""
+    calls: list[str] = []
+
+    class Audited(LocalStorageDriver):
+        def create_object(self, file_path: str, object_name: str) -> None:
+            calls.append(object_name)
+            super().create_object(file_path, object_name)
+
+    (tmp_path / "bucket").mkdir()
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"x" * 1000)
+    reports: list[int] = []
+    Audited(str(tmp_path / "bucket")).create_object_with_progress(
+        str(source), "a/b", reports.append
+    )
+    plain = LocalStorageDriver(str(tmp_path / "bucket"))
+    wrapped: list[str] = []
+    real = plain.create_object
+    plain.create_object = lambda f, o: (wrapped.append(o), real(f, o))[-1]  # type: ignore[method-assign]
+    plain.create_object_with_progress(str(source), "a/c", reports.append)
+    assert (calls, wrapped, reports) == (["a/b"], ["a/c"], [1000, 1000])

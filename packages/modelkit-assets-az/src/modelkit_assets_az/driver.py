@@ -186,20 +186,12 @@ class AzureStorageDriver(StorageDriver):
         self._upload_file(file_path, object_name, overwrite=True)
 
     def create_object(self, file_path: str, object_name: str) -> None:
-        self._create(file_path, object_name, None)
+        self.create_reporting(file_path, object_name, None)
 
-    def create_object_with_progress(
-        self, file_path: str, object_name: str, on_bytes: Callable[[int], None]
-    ) -> None:
-        """Reports through the SDK's ``progress_hook``: each block as it is staged."""
-        if self.overridden("create_object", AzureStorageDriver):
-            super().create_object_with_progress(file_path, object_name, on_bytes)
-        else:
-            self._create(file_path, object_name, on_bytes)
-
-    def _create(
+    def create_reporting(
         self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
     ) -> None:
+        """Reports through the SDK's ``progress_hook``: each block as it is staged."""
         self._upload_file(
             file_path,
             object_name,

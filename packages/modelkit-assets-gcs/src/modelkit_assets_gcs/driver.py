@@ -177,21 +177,13 @@ class GCSStorageDriver(StorageDriver):
     # -- conditional writes --------------------------------------------------------------------
 
     def create_object(self, file_path: str, object_name: str) -> None:
-        self._create(file_path, object_name, None)
+        self.create_reporting(file_path, object_name, None)
 
-    def create_object_with_progress(
-        self, file_path: str, object_name: str, on_bytes: Callable[[int], None]
+    def create_reporting(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
     ) -> None:
         """Reports the file as the SDK reads it: each ``chunk_size`` piece of a resumable
         upload (a retry that seeks back counts nothing twice)."""
-        if self.overridden("create_object", GCSStorageDriver):
-            super().create_object_with_progress(file_path, object_name, on_bytes)
-        else:
-            self._create(file_path, object_name, on_bytes)
-
-    def _create(
-        self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
-    ) -> None:
         # Past 8 MiB this is a resumable upload: GCS checks the precondition when the upload
         # finishes (fake-gcs-server does not check it there: see the tests).
         blob = self._blob(object_name, self._chunk_size)

@@ -291,21 +291,13 @@ class S3StorageDriver(StorageDriver):
     # -- conditional writes ------------------------------------------------------------------------
 
     def create_object(self, file_path: str, object_name: str) -> None:
-        self._create(file_path, object_name, None)
+        self.create_reporting(file_path, object_name, None)
 
-    def create_object_with_progress(
-        self, file_path: str, object_name: str, on_bytes: Callable[[int], None]
+    def create_reporting(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
     ) -> None:
         """Large files report each part as S3 acknowledges it; small ones, one request, at
         the end."""
-        if self.overridden("create_object", S3StorageDriver):
-            super().create_object_with_progress(file_path, object_name, on_bytes)
-        else:
-            self._create(file_path, object_name, on_bytes)
-
-    def _create(
-        self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
-    ) -> None:
         size = os.path.getsize(file_path)
         try:
             if size <= _BYTES_BODY_LIMIT:

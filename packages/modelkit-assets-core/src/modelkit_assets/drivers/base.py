@@ -151,13 +151,26 @@ class StorageDriver(abc.ABC):
         """:meth:`create_object`, calling ``on_bytes(n)`` as bytes go out, so that a progress
         bar moves during a large upload. The counts add up to the file's size by the return.
 
-        This fallback reports the whole file once it is stored. A driver that sees its upload
-        advance reports on the way instead (keeping a subclass's own ``create_object`` in
-        charge, if any); a retry inside the driver must not count bytes twice (see
-        :class:`modelkit_assets.progress.HighWater`).
+        A driver that sees its uploads advance implements :meth:`create_reporting`, which is
+        used here unless ``create_object`` was replaced since (by a subclass, or on the
+        instance: the replacement stays in charge). Otherwise the whole file is reported once
+        it is stored.
         """
+        owner = next(c for c in type(self).__mro__ if "create_reporting" in vars(c))
+        if owner is not StorageDriver and not self.overridden("create_object", owner):
+            self.create_reporting(file_path, object_name, on_bytes)
+            return
         self.create_object(file_path, object_name)
         on_bytes(os.path.getsize(file_path))
+
+    def create_reporting(
+        self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
+    ) -> None:
+        """Optional: :meth:`create_object` (which such a driver implements as a call of this
+        with ``on_bytes=None``), telling ``on_bytes`` of the bytes sent as the upload advances.
+        A retry inside the driver must not count bytes twice (see
+        :class:`modelkit_assets.progress.HighWater`)."""
+        raise NotImplementedError
 
     def stage_file(self, file_path: str, algorithm: str) -> StagedFile | None:
         """Copy a large file into the store before its version is claimed, hashing it on the

@@ -156,17 +156,9 @@ class LocalStorageDriver(StorageDriver):
                 os.unlink(tmp)
 
     def create_object(self, file_path: str, object_name: str) -> None:
-        self._create(file_path, object_name, None)
+        self.create_reporting(file_path, object_name, None)
 
-    def create_object_with_progress(
-        self, file_path: str, object_name: str, on_bytes: Callable[[int], None]
-    ) -> None:
-        if self.overridden("create_object", LocalStorageDriver):
-            super().create_object_with_progress(file_path, object_name, on_bytes)
-        else:
-            self._create(file_path, object_name, on_bytes)
-
-    def _create(
+    def create_reporting(
         self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
     ) -> None:
         path = self._path(object_name)
