@@ -12,6 +12,7 @@ they could have finished. Then:
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,6 +34,8 @@ FETCH_RATE = 1536 * KIB
 PUSH_RATE = 768 * KIB
 #: When each worker is killed, in seconds after it was released.
 FETCH_KILLS = {"model:0.0": (0.04, 0.3), "weights": (0.15, 0.45)}
+#: Marks the fetch killed as soon as its download shows on disk.
+MIDWAY = -1.0
 PUSH_KILLS = (0.03, 0.18, 0.35)
 NEW_KILLS = (0.1, 0.28)
 
@@ -49,6 +52,15 @@ def kill_in_order(plans: list[tuple[Worker, float]]) -> int:
     return sum(worker.kill_after(delay) for worker, delay in sorted(plans, key=lambda p: p[1]))
 
 
+def kill_when_writing(worker: Worker, cache: Path, timeout_s: float = 30.0) -> bool:
+    """Kill ``worker`` as soon as a temporary download shows in ``cache``; whether it was
+    still working then."""
+    deadline = time.monotonic() + timeout_s
+    while not leftovers(cache) and worker.process.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return worker.kill_after(0.0)
+
+
 def test_killed_fetches_never_leave_a_partial_asset(
     backend: Backend,
     store_env: StoreEnv,
@@ -58,12 +70,16 @@ def test_killed_fetches_never_leave_a_partial_asset(
     slow: None,
 ) -> None:
     runs = [(spec, delay) for spec, delays in FETCH_KILLS.items() for delay in delays]
+    # One more fetch is killed the moment its download shows on disk (MIDWAY): whatever the
+    # machine's speed, at least one kill interrupts a download.
+    runs.append(("weights", MIDWAY))
     caches = [tmp_path / f"cache-{i}" for i in range(len(runs))]
     for cache in caches:
         cache.mkdir()
     started = workers.start(  # they build their clients while the assets are pushed
         [["fetch", spec, str(cache)] for (spec, _), cache in zip(runs, caches, strict=True)]
     )
+    *timed, midway = started
     sources = {
         "model": make_tree(tmp_path / "model", {f"part{i}.bin": 128 * KIB for i in range(6)}),
         "weights": make_file(tmp_path / "weights.bin", 768 * KIB),
@@ -74,7 +90,11 @@ def test_killed_fetches_never_leave_a_partial_asset(
 
     injector.set(Faults(bytes_per_s=FETCH_RATE))
     workers.go(started)
-    landed = kill_in_order([(w, delay) for w, (_, delay) in zip(started, runs, strict=True)])
+    with ThreadPoolExecutor(1) as pool:
+        midway_landed = pool.submit(kill_when_writing, midway, caches[-1])
+        landed = kill_in_order([(w, delay) for w, (_, delay) in zip(timed, runs, strict=False)])
+        assert midway_landed.result(), "the midway kill came after the fetch ended"
+    landed += 1
     injector.set(Faults())
 
     def check(spec: str, cache: Path) -> tuple[bool, bool, bool]:
