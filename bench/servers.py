@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from tests.servers.process import free_port, http_ready, port_is_free
+from tests.servers.process import bucket_ready, free_port, http_ready, port_is_free
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 BUCKET: Final = "bench"
@@ -143,9 +143,7 @@ def seaweedfs(work: Path) -> Iterator[Store]:
 
 
 def _wait_for_bucket(env: dict[str, str], timeout_s: float = 60.0) -> None:
-    """SeaweedFS answers /healthz before its filer has made the bucket."""
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
 
     client = boto3.client(
         "s3",
@@ -154,15 +152,9 @@ def _wait_for_bucket(env: dict[str, str], timeout_s: float = 60.0) -> None:
         aws_secret_access_key=SECRET_KEY,
         region_name=REGION,
     )
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            client.head_bucket(Bucket=BUCKET)
-            return
-        except (ClientError, BotoCoreError) as exc:
-            if time.monotonic() > deadline:
-                raise ServerError(f"SeaweedFS has no bucket {BUCKET}: {exc}") from None
-            time.sleep(0.2)
+    error = bucket_ready(client, BUCKET, timeout_s)
+    if error is not None:
+        raise ServerError(f"SeaweedFS has no bucket {BUCKET}: {error}")
 
 
 @contextlib.contextmanager

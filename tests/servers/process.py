@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -50,6 +51,22 @@ def http_ready(url: str, ok_statuses: Sequence[int] | None = None) -> Callable[[
         return ok_statuses is None or status in ok_statuses
 
     return probe
+
+
+def bucket_ready(client: Any, bucket: str, timeout_s: float) -> Exception | None:
+    """Wait until an S3 server has ``bucket`` (SeaweedFS answers its health check before its
+    filer has made the bucket); None once it has, else the last error after ``timeout_s``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.head_bucket(Bucket=bucket)
+            return None
+        except (ClientError, BotoCoreError) as exc:
+            if time.monotonic() > deadline:
+                return exc
+            time.sleep(0.2)
 
 
 class ServerProcess:

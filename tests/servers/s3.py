@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +29,7 @@ import pytest
 from tests.servers import BACKENDS, Backend
 from tests.servers.process import (
     ServerProcess,
+    bucket_ready,
     free_port,
     http_ready,
     port_is_free,
@@ -207,23 +207,13 @@ def seaweedfs_server(
 
 
 def _wait_for_bucket(server: S3Server, timeout_s: float = 30.0) -> None:
-    """SeaweedFS answers /healthz before its filer has made the bucket: wait for it."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    client = server.client()
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            client.head_bucket(Bucket=BUCKET)
-            return
-        except (ClientError, BotoCoreError) as exc:
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"seaweedfs has no bucket {BUCKET} after {timeout_s:g} s ({exc}):\n"
-                    + server.process.log_tail(),
-                    pytrace=False,
-                )
-            time.sleep(0.2)
+    error = bucket_ready(server.client(), BUCKET, timeout_s)
+    if error is not None:
+        pytest.fail(
+            f"seaweedfs has no bucket {BUCKET} after {timeout_s:g} s ({error}):\n"
+            + server.process.log_tail(),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")

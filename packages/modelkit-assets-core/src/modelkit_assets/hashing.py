@@ -22,19 +22,15 @@ from typing import BinaryIO, Final, Protocol
 import blake3
 
 from . import errors
-from .meta import DIGEST_KEYS, FileDigest
+from .meta import DEFAULT_ALGORITHM, FileDigest
 
-#: The algorithm new pushes record.
-DEFAULT_ALGORITHM: Final = "blake3"
-#: Every algorithm a ``.meta`` may record, in order of preference.
-ALGORITHMS: Final = DIGEST_KEYS
 #: Files up to this size are worth copying through Python to hash them on the way.
 SMALL: Final = 1024 * 1024
 _CHUNK: Final = 1024 * 1024
 #: Memory-map window of the threaded BLAKE3 hash of a large file.
 _WINDOW: Final = 16 * 1024 * 1024
 #: Whether the kernel copies file to file (``sendfile`` onto a regular file: Linux only).
-_KERNEL_COPY: Final = sys.platform.startswith("linux")
+KERNEL_COPY: Final = sys.platform.startswith("linux")
 _KERNEL_COPY_CHUNK: Final = 1 << 30
 
 
@@ -47,7 +43,7 @@ class Hasher(Protocol):
 
 
 def new_hasher(algorithm: str = DEFAULT_ALGORITHM) -> Hasher:
-    """A fresh hash object for ``algorithm`` (one of :data:`ALGORITHMS`)."""
+    """A fresh hash object for ``algorithm`` (one of :data:`~modelkit_assets.meta.DIGEST_KEYS`)."""
     if algorithm == "blake3":
         return blake3.blake3()
     if algorithm == "sha256":
@@ -134,7 +130,7 @@ def copy_file_with_digest(
     copied and the digest read would not describe the same bytes, and would fail any check.
     """
     source_fd, destination_fd = source.fileno(), destination.fileno()
-    if not _KERNEL_COPY or os.fstat(source_fd).st_size <= SMALL:
+    if not KERNEL_COPY or os.fstat(source_fd).st_size <= SMALL:
         return copy_with_digest(source, destination, algorithm)
     with ThreadPoolExecutor(1, thread_name_prefix="modelkit-assets-hash") as pool:
         hashed = pool.submit(_digest_fd, source_fd, algorithm)

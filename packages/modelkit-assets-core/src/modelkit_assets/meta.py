@@ -22,6 +22,8 @@ from .versioning.base import AssetsVersioningSystem
 
 #: Digest algorithms a meta may record, in order of preference (see :mod:`.hashing`).
 DIGEST_KEYS: Final = ("blake3", "sha256")
+#: The algorithm new pushes record.
+DEFAULT_ALGORITHM: Final = DIGEST_KEYS[0]
 
 
 @attrs.frozen
@@ -30,7 +32,7 @@ class FileDigest:
 
     size: int
     hexdigest: str
-    algorithm: str = "blake3"
+    algorithm: str = DEFAULT_ALGORITHM
 
     def to_dict(self) -> dict[str, Any]:
         return {"size": self.size, self.algorithm: self.hexdigest}

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from . import errors
-from .hashing import DEFAULT_ALGORITHM, SMALL, digest_file
-from .meta import FileDigest
+from .meta import DEFAULT_ALGORITHM, FileDigest
 
 if TYPE_CHECKING:
     from .drivers.base import StagedFile
@@ -84,9 +83,12 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
     files of :data:`STAGE_MIN` and more are copied into the store as they are hashed; the
     caller must :meth:`LocalSource.discard_staged` once the push is over.
     """
+    from .hashing import SMALL, digest_file  # blake3 loads when something is pushed
+
     if not os.path.exists(path):
         raise errors.LocalAssetDoesNotExistError(path, "nothing to push")
-    if os.path.isdir(path):
+    is_directory = os.path.isdir(path)
+    if is_directory:
         entries = _walk(path)
         if not entries:
             raise errors.LocalAssetDoesNotExistError(path, "the directory holds no files")
@@ -115,4 +117,4 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
         for handle in staged.values():
             handle.discard()
         raise
-    return LocalSource(path, os.path.isdir(path), files, staged)
+    return LocalSource(path, is_directory, files, staged)

@@ -31,7 +31,7 @@ from s3transfer.subscribers import BaseSubscriber
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.hashing import digest_file, new_hasher
-from modelkit_assets.meta import FileDigest
+from modelkit_assets.meta import DEFAULT_ALGORITHM, FileDigest
 from modelkit_assets.records import CONDITIONAL_WRITES
 
 from .errors import PROVIDER, error_code, http_status, is_missing, is_precondition_failed, translate
@@ -215,7 +215,7 @@ class S3StorageDriver(StorageDriver):
         self._download_or_clean(object_name, destination_path)
 
     def download_object_with_digest(
-        self, object_name: str, destination_path: str, algorithm: str = "blake3"
+        self, object_name: str, destination_path: str, algorithm: str = DEFAULT_ALGORITHM
     ) -> FileDigest:
         if self.overridden("download_object", S3StorageDriver):
             return super().download_object_with_digest(object_name, destination_path, algorithm)

@@ -19,14 +19,12 @@ import abc
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from .. import errors
+from ..meta import DEFAULT_ALGORITHM, FileDigest
 from ..paths import check_relative_part
 from ..records import CONDITIONAL_WRITES
-
-if TYPE_CHECKING:
-    from ..meta import FileDigest
 
 
 class StagedFile(Protocol):
@@ -104,7 +102,7 @@ class StorageDriver(abc.ABC):
         """Write the object to ``destination_path``; raise ObjectDoesNotExistError if absent."""
 
     def download_object_with_digest(
-        self, object_name: str, destination_path: str, algorithm: str = "blake3"
+        self, object_name: str, destination_path: str, algorithm: str = DEFAULT_ALGORITHM
     ) -> FileDigest:
         """:meth:`download_object`, returning the size and ``algorithm`` digest (see
         :mod:`modelkit_assets.hashing`) of the bytes written.

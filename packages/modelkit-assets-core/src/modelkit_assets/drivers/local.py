@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, ClassVar, Final
@@ -27,8 +26,8 @@ from typing import Any, BinaryIO, ClassVar, Final
 import filelock
 
 from .. import errors
-from ..hashing import copy_file_with_digest
-from ..meta import FileDigest
+from ..hashing import KERNEL_COPY, copy_file_with_digest
+from ..meta import DEFAULT_ALGORITHM, FileDigest
 from ..paths import check_relative_part
 from ..records import CONDITIONAL_WRITES
 from .base import StagedFile, StorageDriver
@@ -40,8 +39,6 @@ _TMP_MARK: Final = ".modelkit-tmp-"
 _STAGING: Final = ".modelkit-staging"
 #: Bytes copied between two progress reports.
 _REPORT_CHUNK: Final = 8 * 1024 * 1024
-#: Whether the kernel copies file to file (``sendfile`` onto a regular file: Linux only).
-_KERNEL_COPY: Final = sys.platform.startswith("linux")
 
 
 def _is_internal(filename: str) -> bool:
@@ -53,7 +50,7 @@ def _copy_reporting(
 ) -> None:
     """Copy the whole of file ``source`` into file ``destination`` in chunks (by the kernel on
     Linux), telling ``on_bytes`` of each."""
-    if not _KERNEL_COPY:
+    if not KERNEL_COPY:
         while chunk := source.read(_REPORT_CHUNK):
             destination.write(chunk)
             on_bytes(len(chunk))
@@ -213,7 +210,7 @@ class LocalStorageDriver(StorageDriver):
         shutil.copyfile(source, destination_path)
 
     def download_object_with_digest(
-        self, object_name: str, destination_path: str, algorithm: str = "blake3"
+        self, object_name: str, destination_path: str, algorithm: str = DEFAULT_ALGORITHM
     ) -> FileDigest:
         """One pass over the object: small files are read once, hashed and written; large ones
         are copied by the kernel while they are hashed (see
