@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import types
 from pathlib import Path
 
 import blake3
 import pytest
 
+import modelkit_assets.store
 from modelkit_assets import AssetsManager, StorageProvider, errors
+from modelkit_assets.meta import AssetMeta
 from tests.cli_runner import as_json, ok, run
 from tests.conftest import StoreEnv
 
@@ -193,3 +197,29 @@ def test_a_push_replaces_an_object_a_killed_push_left_half_written(
     store.driver.delete_object(store.get_versions_object_name("half"))
     with pytest.raises(errors.VersionConflictError):
         store.new(str(weights), "half")
+
+
+def test_twin_updates_at_the_same_instant_get_their_own_versions(
+    store_env: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes updating with the same bytes within one microsecond: the second must not
+    take the first one's claim for its own (push dates coincide; claim tokens do not)."""
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"the same bytes")
+    store = StorageProvider()
+    store.new(str(weights), "twins")
+    instant = datetime.datetime(2026, 11, 21, 12, 0, tzinfo=datetime.timezone.utc)
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz: datetime.tzinfo | None = None) -> Frozen:
+            return cls.fromtimestamp(instant.timestamp(), tz)
+
+    # The store's clock only (signing requests with a frozen clock would fail).
+    clock = types.SimpleNamespace(datetime=Frozen, timezone=datetime.timezone)
+    monkeypatch.setattr(modelkit_assets.store, "datetime", clock)
+    # The first twin has claimed 0.1 at that instant and not published it yet.
+    digest = store.scan(str(weights)).files[0].digest
+    first = AssetMeta(instant, is_directory=False, digests={"": digest}, claim="first twin")
+    store.driver.write_object(first.to_json(), store.get_meta_object_name("twins", "0.1"))
+    assert store.update_next(str(weights), "twins").version == "0.2"

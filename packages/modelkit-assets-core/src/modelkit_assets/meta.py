@@ -51,6 +51,9 @@ class AssetMeta:
     #: Digest per part ("" for a file asset); empty for metas written by modelkit.
     digests: Mapping[str, FileDigest] = attrs.field(factory=dict)
     extra: Mapping[str, Any] = attrs.field(factory=dict)
+    #: A random token of the push that claimed the version: an update that picks its own
+    #: version recognises its own claim by it (push dates of two processes can coincide).
+    claim: str | None = None
 
     @property
     def size(self) -> int | None:
@@ -72,6 +75,8 @@ class AssetMeta:
         """The JSON-ready dictionary, in modelkit's shape plus our additions."""
         data: dict[str, Any] = dict(self.extra)
         data["push_date"] = self.push_date.isoformat()
+        if self.claim is not None:
+            data["claim"] = self.claim
         data["is_directory"] = self.is_directory
         if self.is_directory:
             data["contents"] = list(self.contents)
@@ -90,6 +95,7 @@ class AssetMeta:
         """The dictionary users get from the API: like modelkit, ``push_date`` is a datetime."""
         data = self.to_dict()
         data["push_date"] = self.push_date
+        data.pop("claim", None)  # bookkeeping of the push protocol, not about the asset
         return data
 
 
@@ -138,9 +144,10 @@ def parse_meta(data: bytes, object_name: str) -> AssetMeta:
             digests = {part: _digest(files[part], object_name) for part in contents}
     elif "size" in raw or any(key in raw for key in DIGEST_KEYS):
         digests = {"": _digest(raw, object_name)}
-    known = {"push_date", "is_directory", "contents", "files", "size", *DIGEST_KEYS}
+    known = {"push_date", "is_directory", "contents", "files", "size", "claim", *DIGEST_KEYS}
     extra = {k: v for k, v in raw.items() if k not in known}
-    return AssetMeta(push_date, is_directory, contents, digests, extra)
+    claim = raw.get("claim") if isinstance(raw.get("claim"), str) else None
+    return AssetMeta(push_date, is_directory, contents, digests, extra, claim)
 
 
 def parse_versions(

@@ -6,7 +6,7 @@ A push is lossless under concurrency when the driver offers conditional writes:
    is already there with the same content hashes, a killed push is being retried and goes on;
    any other ``.meta`` means the version belongs to someone else (VersionConflictError). An
    update that picks its version itself (:meth:`StorageProvider.update_next`) goes on only
-   with its own ``.meta`` (same push date: its earlier attempt whose answer was lost); another
+   with its own ``.meta`` (same claim token: its earlier attempt whose answer was lost); another
    push of the same bytes makes it take the next version, so no two updates report one version;
 2. every data object is created only if absent; one already present with the same digest (left
    by a killed push, or written by a concurrent push of the same content) is accepted. One with
@@ -31,6 +31,7 @@ import os
 import random
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, overload
@@ -368,6 +369,7 @@ class StorageProvider:
             is_directory=source.is_directory,
             contents=tuple(f.part for f in source.files) if source.is_directory else (),
             digests={f.part: f.digest for f in source.files},
+            claim=uuid.uuid4().hex,
         )
         self._claim_version(name, version, meta, exclusive)
         progress.start(f"push {name}:{version}", source.size, len(source.files))
@@ -397,7 +399,7 @@ class StorageProvider:
             existing = self.read_meta(name, version)
             if not meta.same_content(existing):
                 raise errors.VersionConflictError(name, version) from None
-            if exclusive and existing.push_date != meta.push_date:
+            if exclusive and existing.claim != meta.claim:
                 raise errors.VersionConflictError(name, version) from None
             logger.info("resuming an earlier push of %s:%s with the same content", name, version)
 
