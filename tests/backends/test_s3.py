@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from modelkit_assets import StorageProvider, errors
+from modelkit_assets.hashing import digest_bytes, digest_file
 from modelkit_assets.store import make_driver
 from modelkit_assets_s3.driver import S3StorageDriver
 from modelkit_assets_s3.multipart import MULTIPART_THRESHOLD
 from modelkit_assets_s3.settings import max_attempts
 from tests.cli_runner import fails, ok, run
+from tests.faultproxy import FaultProxy, Faults
 from tests.servers.process import free_port
 from tests.servers.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server
 
@@ -161,6 +164,28 @@ def test_lazy_driver_builds_its_client_on_first_use(
     assert driver._client is not None  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("checksums", ["when_supported", "when_required"])
+def test_bodies_are_signed_unless_a_checksum_covers_them(
+    server: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    prefix: str,
+    checksums: str,
+) -> None:
+    """With botocore's default CRC32 checksums, bodies are left out of the signature (no extra
+    SHA-256 pass over plain HTTP); without them they stay signed. Uploads work either way."""
+    monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", checksums)
+    driver = _driver(server)
+    signed = (driver.client.meta.config.s3 or {}).get("payload_signing_enabled", True)
+    assert signed is (checksums == "when_required")
+    source = _file(tmp_path, MULTIPART_THRESHOLD + 10)
+    driver.create_object(str(source), f"{prefix}/large")
+    driver.write_object(b"small", f"{prefix}/small", if_absent=True)
+    driver.download_object(f"{prefix}/large", str(tmp_path / "out"))
+    assert (tmp_path / "out").read_bytes() == source.read_bytes()
+    assert driver.read_object(f"{prefix}/small")[0] == b"small"
+
+
 def test_retry_attempts_fit_the_timeout() -> None:
     assert max_attempts(0.5) == 1
     assert max_attempts(1) == 2
@@ -280,6 +305,48 @@ def test_large_file_is_pushed_and_fetched_in_parts(
     assert head["ETag"].strip('"').endswith("-4"), "not a multipart upload"
     result = store.download("big", "0.0", str(tmp_path / "assets"))
     assert Path(result["path"]).read_bytes() == source.read_bytes()
+
+
+def test_large_download_resumes_ranges_broken_mid_body(
+    server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """Connections reset in the middle of ranged GETs: each broken range is asked for again
+    from its first missing byte, and the file comes out whole."""
+    source = _file(tmp_path, 3 * MULTIPART_THRESHOLD + 5, "model.bin")
+    _driver(server).create_object(str(source), f"{prefix}/big")
+    port = int(server.endpoint.rsplit(":", 1)[1])
+    with FaultProxy(port) as proxy:
+        driver = _driver(server, endpoint_url=f"http://127.0.0.1:{proxy.port}")
+        proxy.faults = Faults(resets=3, reset_after=(1_000_000, 6_000_000))
+        digest = driver.download_object_with_digest(f"{prefix}/big", str(tmp_path / "out"))
+        assert proxy.stats.resets == 3
+    assert (tmp_path / "out").read_bytes() == source.read_bytes()
+    assert digest == digest_file(str(source))
+
+
+def test_ranges_are_pinned_to_the_object_first_read(
+    server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """Were the object replaced between its first part and the others, the ranges are
+    refused (412) instead of mixing two objects' bytes."""
+    driver = _driver(server)
+    driver.write_object(b"first", f"{prefix}/obj")
+    etag = driver.client.head_object(Bucket=BUCKET, Key=f"{prefix}/obj")["ETag"]
+    driver.write_object(b"other", f"{prefix}/obj")
+    with pytest.raises(ClientError) as caught:
+        list(driver._range_reader(f"{prefix}/obj", etag)(0, 5))
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+
+
+def test_empty_object_is_fetched_with_its_digest(
+    server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """An empty object has no byte 0 for the first ranged GET: the driver asks for it whole."""
+    driver = _driver(server)
+    driver.write_object(b"", f"{prefix}/empty")
+    digest = driver.download_object_with_digest(f"{prefix}/empty", str(tmp_path / "out"))
+    assert (tmp_path / "out").read_bytes() == b""
+    assert digest == digest_bytes(b"")
 
 
 def test_s3_uri_is_a_push_source(

@@ -103,37 +103,55 @@ class S3Settings:
             return {}
         return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.aws_kms_key_id}
 
-    def client_config(self, timeout_s: float) -> Config:
-        """Retries, timeouts and pool size, all bounded by ``timeout_s``."""
+    def client_config(self, timeout_s: float, sign_payloads: bool = True) -> Config:
+        """Retries, timeouts and pool size, all bounded by ``timeout_s``.
+
+        ``sign_payloads=False`` leaves request bodies out of the SigV4 signature (botocore
+        already does so for streamed bodies over HTTPS). Over plain HTTP botocore would
+        otherwise read every body once more to SHA-256 it: for a 256 MiB push to SeaweedFS,
+        0.19 s of a 1.9 s upload on the 2 cores the client shares with the server.
+        """
         from botocore.config import Config
 
+        s3: dict[str, Any] = {} if sign_payloads else {"payload_signing_enabled": False}
+        if self.endpoint_url:
+            # S3-compatible stores (MinIO, SeaweedFS...) rarely serve bucket.host names.
+            s3["addressing_style"] = "path"
         options: dict[str, Any] = {
             "retries": {"mode": self.retry_mode, "total_max_attempts": max_attempts(timeout_s)},
             "connect_timeout": max(min(10.0, timeout_s), 0.1),
             "read_timeout": max(min(60.0, timeout_s), 0.1),
             "max_pool_connections": MAX_POOL_CONNECTIONS,
         }
-        if self.endpoint_url:
-            # S3-compatible stores (MinIO, SeaweedFS...) rarely serve bucket.host names.
-            options["s3"] = {"addressing_style": "path"}
+        if s3:
+            options["s3"] = s3
         return Config(**options)
 
     def make_client(self, timeout_s: float) -> S3Client:
-        """A new client, from its own boto3 Session (sessions are not thread-safe)."""
+        """A new client, from its own boto3 Session (sessions are not thread-safe).
+
+        Request bodies are not signed when botocore sends a CRC32 checksum of each (its default,
+        ``request_checksum_calculation = when_supported``): the server checks that checksum,
+        which the signature covers, and every fetch checks the digests of the ``.meta``. With
+        checksums only "when_required", bodies stay signed, as botocore would have them.
+        """
         import boto3
+        import botocore.session
         from botocore.exceptions import BotoCoreError
 
         try:
+            core = botocore.session.Session()
             session = boto3.Session(
                 aws_access_key_id=self.aws_access_key_id,
                 aws_secret_access_key=self.aws_secret_access_key,
                 aws_session_token=self.aws_session_token,
                 region_name=self.region_name,
+                botocore_session=core,
                 profile_name=self.profile_name,
             )
-            return session.client(
-                "s3", endpoint_url=self.endpoint_url, config=self.client_config(timeout_s)
-            )
+            checksums = core.get_config_variable("request_checksum_calculation")
+            config = self.client_config(timeout_s, sign_payloads=checksums != "when_supported")
+            return session.client("s3", endpoint_url=self.endpoint_url, config=config)
         except BotoCoreError as exc:  # ProfileNotFound, an invalid endpoint URL...
             raise errors.ConfigurationError(f"cannot configure the s3 client: {exc}") from None
         except ValueError as exc:  # botocore rejects some endpoint URLs with a ValueError

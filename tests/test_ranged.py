@@ -1,0 +1,151 @@
+"""The parallel ranged download (``modelkit_assets.ranged``), with readers over bytes in memory:
+every byte lands at its offset, broken ranges resume where they stopped, one failure stops all."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelkit_assets import errors
+from modelkit_assets.ranged import ShortRangeError, download_in_ranges
+
+
+class Broken(Exception):
+    """A body that breaks off, as a transport error."""
+
+
+class Store:
+    """An object in memory, read in chunks of ``chunk`` bytes; ``faults`` maps the start of a
+    part (of ``part_size`` bytes) to what goes wrong the first times it is read, retries
+    included: "break" (after one chunk), "short" (ends early without an error), "long" (more
+    bytes than asked for)."""
+
+    def __init__(
+        self,
+        data: bytes,
+        chunk: int = 3,
+        faults: dict[int, list[str]] | None = None,
+        part_size: int = 20,
+    ) -> None:
+        self.data, self.chunk, self.part_size = data, chunk, part_size
+        self.faults = faults or {}
+        self.requests: list[tuple[int, int]] = []
+        self.lock = threading.Lock()
+
+    def read(self, start: int, end: int) -> Iterator[bytes]:
+        with self.lock:
+            self.requests.append((start, end))
+            pending = self.faults.get(start - start % self.part_size)
+            fault = pending.pop(0) if pending else None
+        if fault == "long":
+            end += 1
+        for offset in range(start, end, self.chunk):
+            if fault == "short" and offset > start:
+                return
+            yield self.data[offset : min(offset + self.chunk, end)]
+            if fault == "break":
+                raise Broken
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(4) as executor:
+        yield executor
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(min_size=1, max_size=200),
+    part_size=st.integers(1, 64),
+    chunk=st.integers(1, 16),
+    with_first=st.booleans(),
+)
+def test_every_byte_lands_at_its_offset(
+    tmp_path_factory: pytest.TempPathFactory,
+    pool: ThreadPoolExecutor,
+    data: bytes,
+    part_size: int,
+    chunk: int,
+    with_first: bool,
+) -> None:
+    store = Store(data, chunk)
+    destination = tmp_path_factory.mktemp("ranged") / "out"
+    destination.write_bytes(b"x" * 500)  # longer than any object: truncated first
+    first = store.read(0, min(part_size, len(data))) if with_first else None
+    download_in_ranges(
+        str(destination), len(data), store.read, pool, part_size=part_size, first_part=first
+    )
+    assert destination.read_bytes() == data
+    starts = sorted(start for start, _ in store.requests)
+    assert starts == list(range(0, len(data), part_size))
+
+
+@pytest.mark.parametrize("fault", ["break", "short"])
+def test_a_broken_range_resumes_from_its_first_missing_byte(
+    tmp_path: Path, pool: ThreadPoolExecutor, fault: str
+) -> None:
+    data = bytes(range(100))
+    store = Store(data, chunk=4, faults={0: [fault], 40: [fault, fault]})
+    download_in_ranges(
+        str(tmp_path / "out"), 100, store.read, pool, part_size=20, retry_on=(Broken,)
+    )
+    assert (tmp_path / "out").read_bytes() == data
+    # The first chunk of each broken range was kept: the retries ask for the rest only.
+    assert (4, 20) in store.requests
+    assert (44, 60) in store.requests
+    assert (48, 60) in store.requests
+
+
+def test_a_range_that_keeps_breaking_fails_after_its_attempts(
+    tmp_path: Path, pool: ThreadPoolExecutor
+) -> None:
+    store = Store(bytes(100), faults={20: ["break"] * 3})
+    with pytest.raises(Broken):
+        download_in_ranges(
+            str(tmp_path / "out"), 100, store.read, pool, part_size=20, retry_on=(Broken,)
+        )
+    assert sum(start >= 20 and start < 40 for start, _ in store.requests) == 3
+
+
+def test_short_ranges_are_an_error_once_the_attempts_are_spent(
+    tmp_path: Path, pool: ThreadPoolExecutor
+) -> None:
+    store = Store(bytes(100), faults={60: ["short"] * 2})
+    with pytest.raises(ShortRangeError, match="sent 6 of the 20 bytes from 60"):
+        download_in_ranges(str(tmp_path / "out"), 100, store.read, pool, part_size=20, attempts=2)
+
+
+def test_more_bytes_than_asked_for_are_refused(tmp_path: Path, pool: ThreadPoolExecutor) -> None:
+    store = Store(bytes(100), chunk=20, faults={40: ["long"]})
+    with pytest.raises(errors.StorageDriverError, match="more than the 20 bytes"):
+        download_in_ranges(str(tmp_path / "out"), 100, store.read, pool, part_size=20)
+    assert (tmp_path / "out").stat().st_size == 100  # nothing written past the object's end
+
+
+def test_one_failure_stops_the_other_ranges(tmp_path: Path) -> None:
+    """The failing range's error is raised, once every other range has stopped; the ranges not
+    started are never asked for."""
+    release = threading.Event()
+    started: list[int] = []
+
+    def read(start: int, end: int) -> Iterator[bytes]:
+        started.append(start)
+        if start == 10:
+            raise errors.StorageDriverError("refused")
+        yield b"\0"
+        release.wait(5)
+        yield b"\0" * (end - start - 1)
+
+    with ThreadPoolExecutor(2) as pool:
+        timer = threading.Timer(0.2, release.set)
+        timer.start()
+        with pytest.raises(errors.StorageDriverError, match="refused"):
+            download_in_ranges(str(tmp_path / "out"), 1000, read, pool, part_size=10)
+        timer.cancel()
+    assert len(started) < 100
