@@ -50,11 +50,14 @@ def _import_everything(project: str) -> None:
         import modelkit.assets.remote  # noqa: F401
 
 
-def push(project: str, path: str, name: str, version: str) -> None:
+def push(
+    project: str, path: str, name: str, version: str, settings: dict[str, Any] | None = None
+) -> None:
+    """``settings``: driver settings of modelkit-assets' store (an untimed seeding push)."""
     if project == "ours":
         from modelkit_assets import StorageProvider
 
-        StorageProvider().new(path, name, version)
+        StorageProvider(**(settings or {})).new(path, name, version)
     else:
         from modelkit.assets.remote import StorageProvider as RefStorageProvider
 
@@ -98,7 +101,7 @@ def main(argv: list[str]) -> None:
     rss_before = _status_kib("VmRSS")
     start = time.perf_counter()
     if operation == "push":
-        push(project, params["path"], params["name"], params["version"])
+        push(project, params["path"], params["name"], params["version"], params.get("settings"))
         seconds = time.perf_counter() - start
     elif operation == "fetch":
         fetch(project, params["spec"], params["assets_dir"])
