@@ -322,8 +322,8 @@ class Bench:
     def seed(self, store: servers.Store, project: str, what: str, name: str) -> bool:
         """Push ``what`` untimed, with :data:`SEED_SETTINGS`, so that its fetch can be measured
         after the timed push was stopped; False if that fails too."""
-        params = {"path": str(self.data[what]), "name": name, "version": VERSION}
-        params["settings"] = SEED_SETTINGS[store.provider]  # type: ignore[assignment]
+        params: dict[str, object] = {"path": str(self.data[what]), "name": name}
+        params.update(version=VERSION, settings=SEED_SETTINGS[store.provider])
         print(f"  {project} push of {what} seeded untimed, for its fetch", flush=True)
         _delete(store, f"bench-{project}", name)  # what the stopped push left
         values = self.child(project, "push", params, self.env(store, project))

@@ -397,9 +397,7 @@ class StorageProvider:
             )
         except errors.PreconditionFailedError:
             existing = self.read_meta(name, version)
-            if not meta.same_content(existing):
-                raise errors.VersionConflictError(name, version) from None
-            if exclusive and existing.claim != meta.claim:
+            if not meta.same_content(existing) or (exclusive and existing.claim != meta.claim):
                 raise errors.VersionConflictError(name, version) from None
             logger.info("resuming an earlier push of %s:%s with the same content", name, version)
 
