@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import blake3
 import pytest
 
-from modelkit_assets import errors
-from modelkit_assets.hashing import digest_file
+from modelkit_assets import errors, source
+from modelkit_assets.hashing import SMALL, digest_file, read_whole
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.source import scan_source
 
@@ -33,6 +34,61 @@ def test_scan_lists_hidden_files_and_link_targets_without_looping(tmp_path: Path
         len(b"linked content"), blake3.blake3(b"linked content").hexdigest(), "blake3"
     )
     assert source.size == len(b"hidden") + len(b"linked content") + 1
+
+
+def test_scan_keeps_the_small_files_it_read_within_its_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small files keep the bytes that were hashed, so the push stores those very bytes; a
+    large file, and small ones past the memory budget, are read again when pushed."""
+    root = tmp_path / "asset"
+    root.mkdir()
+    sizes = {"a": 0, "b": 10, "c": SMALL, "d": SMALL + 1, "e": 20, "f": 30}
+    for name, size in sizes.items():
+        (root / name).write_bytes(os.urandom(size))
+    monkeypatch.setattr(source, "KEEP_BUDGET", SMALL + 25)
+    scanned = {f.part: f for f in scan_source(str(root)).files}
+    kept = {part for part, f in scanned.items() if f.content is not None}
+    assert kept == {"a", "b", "c"}  # "d" is large; "e" and "f" come past the budget
+    for part, f in scanned.items():
+        data = (root / part).read_bytes()
+        assert f.digest == FileDigest(len(data), blake3.blake3(data).hexdigest(), "blake3")
+        assert f.content in (None, data)
+
+
+def test_scan_of_one_small_file_keeps_it(tmp_path: Path) -> None:
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(b"a\nb\n")
+    (only,) = scan_source(str(path)).files
+    assert (only.part, only.content) == ("", b"a\nb\n")
+
+
+def test_scan_refuses_a_folder_it_cannot_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leaving a folder out silently would push an incomplete asset (os.walk skips it)."""
+    (tmp_path / "asset" / "locked").mkdir(parents=True)
+    (tmp_path / "asset" / "f").write_bytes(b"f")
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> Any:
+        if os.path.basename(path) == "locked":
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(source.os, "scandir", scandir)
+    with pytest.raises(PermissionError):
+        scan_source(str(tmp_path / "asset"))
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, SMALL, 3 * SMALL + 7])
+@pytest.mark.parametrize("hint", [0, 4096, SMALL])
+def test_read_whole_reads_everything_whatever_the_hint(
+    tmp_path: Path, size: int, hint: int
+) -> None:
+    data = os.urandom(size)
+    (tmp_path / "f").write_bytes(data)
+    assert read_whole(str(tmp_path / "f"), hint) == data
 
 
 def test_scan_refuses_missing_and_empty_sources(tmp_path: Path) -> None:

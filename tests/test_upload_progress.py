@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import given
@@ -103,3 +104,32 @@ def test_a_replaced_create_object_stays_in_charge(tmp_path: Path) -> None:
     plain.create_object = lambda f, o: (wrapped.append(o), real(f, o))[-1]  # type: ignore[method-assign]
     plain.create_object_with_progress(str(source), "a/c", reports.append)
     assert (calls, wrapped, reports) == (["a/b"], ["a/c"], [1000, 1000])
+
+
+def test_small_files_go_through_a_replaced_create_object(tmp_path: Path) -> None:
+    """A push hands its small files' bytes to create_object_from_bytes; a driver whose
+    create_object (or create_reporting) was replaced gets the file instead, as before, while
+    an unchanged local driver writes the bytes it was given (what the push hashed)."""
+    calls: list[tuple[str, bytes]] = []
+
+    class Audited(LocalStorageDriver):
+        def create_object(self, file_path: str, object_name: str) -> None:
+            calls.append((object_name, Path(file_path).read_bytes()))
+            super().create_object(file_path, object_name)
+
+    class Reporting(LocalStorageDriver):
+        def create_reporting(
+            self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
+        ) -> None:
+            calls.append((object_name, Path(file_path).read_bytes()))
+            super().create_reporting(file_path, object_name, on_bytes)
+
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"on disk")
+    Audited(str(bucket)).create_object_from_bytes(b"on disk", "a/audited", str(source))
+    Reporting(str(bucket)).create_object_from_bytes(b"on disk", "a/reporting", str(source))
+    LocalStorageDriver(str(bucket)).create_object_from_bytes(b"hashed", "a/plain", str(source))
+    assert calls == [("a/audited", b"on disk"), ("a/reporting", b"on disk")]
+    assert (bucket / "a" / "plain").read_bytes() == b"hashed"

@@ -200,6 +200,12 @@ class AzureStorageDriver(StorageDriver):
             on_bytes=on_bytes,
         )
 
+    def create_bytes(self, data: bytes, object_name: str) -> None:
+        """One upload of bytes already read, create-only (``If-None-Match: *``)."""
+        blob = self._blob(object_name)
+        with self._translate(object_name, errors.ObjectAlreadyExistsError(object_name)):
+            blob.upload_blob(data, length=len(data), overwrite=False)
+
     def _upload_file(
         self,
         file_path: str,

@@ -58,6 +58,22 @@ def digest_bytes(data: bytes, algorithm: str = DEFAULT_ALGORITHM) -> FileDigest:
     return FileDigest(len(data), hasher.hexdigest(), algorithm)
 
 
+def read_whole(path: str, size_hint: int = 0) -> bytes:
+    """The whole content of a small file, in as few system calls as its expected size allows
+    (open, one read of ``size_hint + 1`` bytes, the empty read that shows the end, close)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        first = os.read(fd, size_hint + 1)
+        if not first:
+            return first
+        rest = []
+        while chunk := os.read(fd, max(size_hint, _CHUNK)):
+            rest.append(chunk)
+        return first + b"".join(rest) if rest else first
+    finally:
+        os.close(fd)
+
+
 def digest_file(
     path: str,
     algorithm: str = DEFAULT_ALGORITHM,

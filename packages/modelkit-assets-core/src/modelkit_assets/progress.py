@@ -39,6 +39,10 @@ class NoProgress:
 NO_PROGRESS = NoProgress()
 
 
+def ignore_bytes(count: int) -> None:
+    """An ``on_bytes`` callback that reports nowhere."""
+
+
 class HighWater:
     """Turns positions reached in a transfer into forward-only byte counts for ``on_bytes``.
 

@@ -428,6 +428,8 @@ class StorageProvider:
 
             if staged is not None:
                 staged.commit(object_name)
+            elif file.content is not None:
+                self.driver.create_object_from_bytes(file.content, object_name, file.path)
             else:
                 self.driver.create_object_with_progress(file.path, object_name, on_bytes)
 

@@ -220,6 +220,20 @@ class GCSStorageDriver(StorageDriver):
                 conflict=lambda: errors.ObjectAlreadyExistsError(object_name),
             )
 
+    def create_bytes(self, data: bytes, object_name: str) -> None:
+        """One upload of bytes already read, create-only."""
+        blob = self._blob(object_name)
+        self._call(
+            lambda: blob.upload_from_string(
+                data,
+                if_generation_match=0,
+                retry=self._retry_if_generation,
+                timeout=self._request_timeout,
+            ),
+            object_name,
+            conflict=lambda: errors.ObjectAlreadyExistsError(object_name),
+        )
+
     def read_object(self, object_name: str) -> tuple[bytes, str | None]:
         blob = self._blob(object_name)
         data: bytes = self._call(

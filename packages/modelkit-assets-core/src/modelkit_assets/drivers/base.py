@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Protocol
 from .. import errors
 from ..meta import DEFAULT_ALGORITHM, FileDigest
 from ..paths import check_relative_part
+from ..progress import ignore_bytes
 from ..records import CONDITIONAL_WRITES
 
 
@@ -160,6 +161,29 @@ class StorageDriver(abc.ABC):
             return
         self.create_object(file_path, object_name)
         on_bytes(os.path.getsize(file_path))
+
+    def create_object_from_bytes(self, data: bytes, object_name: str, file_path: str) -> None:
+        """:meth:`create_object` of a small file whose bytes a push already holds: ``data`` is
+        the content of ``file_path`` as the push read and hashed it.
+
+        A driver that can store bytes implements :meth:`create_bytes`, used here (no second
+        read of the file, and what is stored is exactly what was hashed) unless
+        ``create_object`` or ``create_reporting`` was replaced since: the replacement stays in
+        charge, and gets ``file_path``, as other drivers do.
+        """
+        owner = next(c for c in type(self).__mro__ if "create_bytes" in vars(c))
+        replaced = self.overridden("create_object", owner) or self.overridden(
+            "create_reporting", owner
+        )
+        if owner is not StorageDriver and not replaced:
+            self.create_bytes(data, object_name)
+            return
+        self.create_object_with_progress(file_path, object_name, ignore_bytes)
+
+    def create_bytes(self, data: bytes, object_name: str) -> None:
+        """Optional: create the object from ``data`` only if no object has that name; else
+        raise ObjectAlreadyExistsError (see :meth:`create_object_from_bytes`)."""
+        raise NotImplementedError
 
     def create_reporting(
         self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None

@@ -167,6 +167,18 @@ class StorageDriverConformance:
         conditional.download_object(f"{prefix}/immutable", str(tmp_path / "out"))
         assert (tmp_path / "out").read_bytes() == b"first"
 
+    @pytest.mark.parametrize("data", [b"", b"small file bytes"])
+    def test_create_object_from_bytes_refuses_to_overwrite(
+        self, conditional: StorageDriver, prefix: str, tmp_path: Path, data: bytes
+    ) -> None:
+        """A push's small files: the bytes it read (the file holds the same ones)."""
+        name = f"{prefix}/from-bytes"
+        conditional.create_object_from_bytes(data, name, self._file(tmp_path, data))
+        with pytest.raises(errors.ObjectAlreadyExistsError):
+            conditional.create_object_from_bytes(b"other", name, self._file(tmp_path, b"other"))
+        conditional.download_object(name, str(tmp_path / "out"))
+        assert (tmp_path / "out").read_bytes() == data
+
     @pytest.mark.parametrize("size", [0, 3 * 1024 * 1024 + 1])
     def test_create_object_with_progress_reports_every_byte_once(
         self, driver: StorageDriver, prefix: str, tmp_path: Path, size: int
