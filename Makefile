@@ -15,12 +15,16 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # The demo needs only the core: what a user of the local provider installs.
+# Editable installs get no bytecode from pip (a wheel's install compiles it): compile it here,
+# or every process compiles what it imports when PYTHONDONTWRITEBYTECODE is set.
 $(VENV)/.core-installed: $(BIN)/python packages/modelkit-assets-core/pyproject.toml
 	$(BIN)/python -m pip install -q -e packages/modelkit-assets-core
+	$(BIN)/python -m compileall -q packages/modelkit-assets-core/src
 	touch $@
 
 $(VENV)/.installed: $(BIN)/python requirements-dev.txt $(wildcard packages/*/pyproject.toml)
 	$(BIN)/python -m pip install -q $(addprefix -e ,$(PACKAGES)) -r requirements-dev.txt
+	$(BIN)/python -m compileall -q $(addsuffix /src,$(PACKAGES))
 	touch $@ $(VENV)/.core-installed
 
 # Azurite (Microsoft's Azure Storage emulator) for the Azure backend's tests.

@@ -15,6 +15,7 @@ large object is deleted once measured: the emulators hold objects in memory.
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import datetime
 import json
@@ -64,8 +65,8 @@ class Sizes:
     large: int
     huge: int
     reps: int
-    #: Runs of the large-file cases; 1 on fake-gcs-server, where modelkit's 256 MiB push takes
-    #: ~45 s.
+    #: Runs of the large-file cases; at most 2 on fake-gcs-server, where modelkit's 256 MiB push
+    #: takes 30-45 s.
     large_reps: int
     cached_calls: int
     cli_reps: int
@@ -83,7 +84,8 @@ class Sizes:
         }
 
 
-FULL: Final = Sizes(1000, 100, 10 * KiB, 256 * MiB, 1024 * MiB, 3, 3, 5000, 5, 60)
+#: An even number of runs: each project goes first in half of them (see :meth:`Bench.order`).
+FULL: Final = Sizes(1000, 100, 10 * KiB, 256 * MiB, 1024 * MiB, 4, 4, 5000, 5, 60)
 SMOKE: Final = Sizes(20, 2, KiB, 2 * MiB, 9 * MiB, 1, 1, 50, 1, 60)
 
 
@@ -218,7 +220,12 @@ class Bench:
         return tuple(p for p in PROJECTS if p in self.pythons)
 
     def order(self, rep: int) -> tuple[str, ...]:
-        """Alternate which project goes first, so drift in the machine hits both alike."""
+        """Alternate which project goes first, so drift in the machine hits both alike.
+
+        Position matters on the benchmark machine: the first fetch of a 256 MiB file after the
+        two pushes took 1.1-1.3 s against 0.45-0.7 s for the second, whichever project ran it
+        (SeaweedFS, 6 runs). Hence an even number of runs: each project takes each place
+        equally often, and a median of an even count averages the middle two."""
         return self.projects if rep % 2 == 0 else self.projects[::-1]
 
     def env(
@@ -378,7 +385,9 @@ class Bench:
     def provider(self, store: servers.Store) -> None:
         """Every case on one store, projects alternating, large objects deleted once measured."""
         assets = self.work / "assets"
-        large_reps = 1 if store.provider == "gcs" else self.sizes.large_reps
+        large_reps = self.sizes.large_reps
+        if store.provider == "gcs":
+            large_reps = min(2, large_reps)
         for rep in range(self.sizes.reps):
             if store.provider == "local":
                 self.copy_floor(rep)
@@ -621,9 +630,11 @@ Run on {today} by `{command}` ({minutes:.1f} minutes): modelkit-assets-core
 {ours} (commit {commit or "?"}) against modelkit {ref}; Python {python}, {os.cpu_count()} cores
 shared by client and server; stores: {servers_used}.
 
-Each figure is the median of {sizes.reps} runs ({large} for the large file, 1 on fake-gcs,
-{helps} for `--help`, {sizes.cli_reps} a run for the CLI fetch), the two projects taking turns, each
-operation in a fresh process of its own virtualenv, on the same data and the same server.
+Each figure is the median of {sizes.reps} runs ({large} for the large file, {min(2, large)} on
+fake-gcs, {helps} for `--help`, {sizes.cli_reps} a run for the CLI fetch), the two projects taking
+turns, each first in half of the runs (on this machine the first operation after the two
+pushes is the slower one, whichever project runs it), each operation in a fresh process of
+its own virtualenv, on the same data and the same server.
 Speed-up = modelkit's time / modelkit-assets' time. A push is
 `StorageProvider().new(path, name, "0.0")`, a fetch `AssetsManager().fetch_asset("name:0.0")`
 into an empty assets dir (modelkit-assets also checks every file's BLAKE3 against the meta),
@@ -650,6 +661,9 @@ def run(args: argparse.Namespace) -> int:
     ref = None if args.no_reference else reference_python(Path(args.reference_venv), not args.smoke)
     if ref is None:
         print("modelkit is not installed: timing modelkit-assets alone", flush=True)
+    # modelkit's wheel got its bytecode from pip; our editable install gets it here, so that
+    # no timed child compiles our sources (PYTHONDONTWRITEBYTECODE keeps Python from caching).
+    compileall.compile_dir(ROOT / "packages", quiet=1)
     bench = Bench(work, sizes, ref)
     providers = args.providers.split(",")
     bench.cli_help()
@@ -671,7 +685,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
     parser.add_argument("--providers", default=",".join(servers.PROVIDERS))
-    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 3, smoke 1)")
+    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 4, smoke 1)")
     parser.add_argument("--work", default=str(BENCH / ".work"), help="data, venv and logs")
     parser.add_argument(
         "--out",

@@ -9,7 +9,8 @@ funnels every 256 KiB chunk of every range through one I/O thread: 256 MiB from 
 
 A range whose body breaks off is asked for again from the first byte not yet written, up to
 ``attempts`` times in all; the first failure that is not retried stops the other ranges at
-their next chunk and is raised once they have stopped. The caller removes the file then.
+their next chunk (ranges not started yet are never asked for) and is raised once they have
+stopped. The caller removes the file then.
 """
 
 from __future__ import annotations
@@ -62,8 +63,16 @@ def download_in_ranges(
         os.ftruncate(fd, size)  # the ranges fill a file of the right size, in any order
 
         def write(start: int, chunks: Iterable[bytes] | None = None) -> None:
+            if stop.is_set():
+                raise _Stopped  # a range has failed: do not even ask for this one
             end = min(start + part_size, size)
-            _write_range(fd, start, end, read_range, chunks, retry_on, attempts, stop)
+            try:
+                _write_range(fd, start, end, read_range, chunks, retry_on, attempts, stop)
+            except _Stopped:
+                raise
+            except BaseException:
+                stop.set()  # at once, not when the caller gets to this range's future
+                raise
 
         futures: list[Future[None]] = [
             pool.submit(write, start) for start in range(part_size, size, part_size)
@@ -72,14 +81,26 @@ def download_in_ranges(
             write(0, first_part)
             for future in futures:
                 future.result()
-        except BaseException:
+        except BaseException as exc:
             stop.set()
             for future in futures:
                 future.cancel()
             wait(futures)
+            if isinstance(exc, _Stopped):
+                raise _first_failure(futures) from None
             raise
     finally:
         os.close(fd)
+
+
+def _first_failure(futures: list[Future[None]]) -> BaseException:
+    """The error of the range that stopped the others (the first one, by offset)."""
+    for future in futures:
+        if not future.cancelled():
+            failure = future.exception()
+            if failure is not None and not isinstance(failure, _Stopped):
+                return failure
+    return errors.StorageDriverError("a ranged download stopped without an error")
 
 
 def _write_range(
