@@ -110,6 +110,13 @@ class S3Settings:
         already does so for streamed bodies over HTTPS). Over plain HTTP botocore would
         otherwise read every body once more to SHA-256 it: for a 256 MiB push to SeaweedFS,
         0.19 s of a 1.9 s upload on the 2 cores the client shares with the server.
+
+        Parameters are not checked against the service model before each call
+        (``parameter_validation=False``): this driver builds every call itself, from strings
+        and bytes, and bucket names are still checked (by their own botocore handler) and
+        every request by the server. Validation was 5% of the client's CPU time: 1000 PUTs of
+        10 KiB on 16 threads to SeaweedFS used 1.53 s of CPU with it, 1.45 s without (wall
+        1.71 s against 1.64 s, medians of 5).
         """
         from botocore.config import Config
 
@@ -122,6 +129,7 @@ class S3Settings:
             "connect_timeout": max(min(10.0, timeout_s), 0.1),
             "read_timeout": max(min(60.0, timeout_s), 0.1),
             "max_pool_connections": MAX_POOL_CONNECTIONS,
+            "parameter_validation": False,
         }
         if s3:
             options["s3"] = s3
