@@ -53,6 +53,9 @@ MiB: Final = 1024 * KiB
 #: its fetch is measured still: fake-gcs-server's resumable uploads slow down with every piece
 #: (a 1 GiB push in 16 MiB pieces outlasts the limit), whole-GiB pieces are quick.
 SEED_SETTINGS: Final = {"gcs": {"chunk_size": 1024 * MiB}}
+#: Runs of the large-file cases on fake-gcs-server at most, where modelkit's 256 MiB push takes
+#: 30-45 s (even, as every run count: see :meth:`Bench.order`).
+GCS_LARGE_REPS: Final = 2
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,16 @@ class Sizes:
     large: int
     huge: int
     reps: int
-    #: Runs of the large-file cases; at most 2 on fake-gcs-server, where modelkit's 256 MiB push
-    #: takes 30-45 s.
+    #: Runs of the large-file cases (at most :data:`GCS_LARGE_REPS` on fake-gcs-server).
     large_reps: int
     cached_calls: int
     cli_reps: int
     #: How long one push or fetch of the huge file may take (modelkit's 2 MiB resumable
     #: chunks make a 1 GiB push to fake-gcs-server take many minutes).
     huge_limit_s: float
+
+    def large_reps_on(self, provider: str) -> int:
+        return min(GCS_LARGE_REPS, self.large_reps) if provider == "gcs" else self.large_reps
 
     @property
     def label(self) -> dict[str, str]:
@@ -385,9 +390,7 @@ class Bench:
     def provider(self, store: servers.Store) -> None:
         """Every case on one store, projects alternating, large objects deleted once measured."""
         assets = self.work / "assets"
-        large_reps = self.sizes.large_reps
-        if store.provider == "gcs":
-            large_reps = min(2, large_reps)
+        large_reps = self.sizes.large_reps_on(store.provider)
         for rep in range(self.sizes.reps):
             if store.provider == "local":
                 self.copy_floor(rep)
@@ -623,14 +626,14 @@ def report(
     command = "python bench/run.py" + (" --smoke" if sizes.files == SMOKE.files else "")
     python = platform.python_version()
     today, helps = datetime.date.today().isoformat(), sizes.cli_reps * 2
-    large, limit = sizes.large_reps, sizes.huge_limit_s
+    large, gcs, limit = sizes.large_reps, sizes.large_reps_on("gcs"), sizes.huge_limit_s
     return f"""# Benchmark: modelkit-assets vs modelkit
 
 Run on {today} by `{command}` ({minutes:.1f} minutes): modelkit-assets-core
 {ours} (commit {commit or "?"}) against modelkit {ref}; Python {python}, {os.cpu_count()} cores
 shared by client and server; stores: {servers_used}.
 
-Each figure is the median of {sizes.reps} runs ({large} for the large file, {min(2, large)} on
+Each figure is the median of {sizes.reps} runs ({large} for the large file, {gcs} on
 fake-gcs, {helps} for `--help`, {sizes.cli_reps} a run for the CLI fetch), the two projects taking
 turns, each first in half of the runs (on this machine the first operation after the two
 pushes is the slower one, whichever project runs it), each operation in a fresh process of

@@ -11,9 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable
-from importlib import metadata
 from types import ModuleType
-from typing import Final, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Final, Generic, TypeVar, cast
 
 import attrs
 import pluggy
@@ -21,6 +20,9 @@ import pluggy
 from . import builtin, errors
 from .hookspecs import PROJECT_NAME, ModelkitAssetsSpecs
 from .records import StorageDriverPlugin, VersioningSystemPlugin
+
+if TYPE_CHECKING:  # importlib.metadata loads when plugins are discovered, not on a cached fetch
+    from importlib import metadata
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,16 @@ class Source:
 
     def __init__(self, find: Callable[[], metadata.Distribution | None]) -> None:
         self._find = find
+
+    @classmethod
+    def of(cls, entry_point: metadata.EntryPoint) -> Source:
+        return cls(lambda: entry_point.dist)
+
+    @classmethod
+    def named(cls, distribution: str) -> Source:
+        from importlib import metadata
+
+        return cls(lambda: metadata.distribution(distribution))
 
     @functools.cached_property
     def _identity(self) -> tuple[str, str]:
@@ -160,21 +172,18 @@ def _collect(
             logger.warning("plugin %s (%s) failed: %s", impl.plugin_name, source, exc)
 
 
-def _finder(entry_point: metadata.EntryPoint) -> Callable[[], metadata.Distribution | None]:
-    return lambda: entry_point.dist
-
-
 def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None) -> PluginRegistry:
     """Build a registry from the built-ins and the given (default: installed) entry points."""
     manager = _plugin_manager()
     registry = PluginRegistry()
-    core = Source(lambda: metadata.distribution("modelkit-assets-core"))
-    sources: dict[int, Source] = {id(builtin): core}
+    sources: dict[int, Source] = {id(builtin): Source.named("modelkit-assets-core")}
     manager.register(builtin, name="modelkit_assets.builtin")
     if entry_points is None:
+        from importlib import metadata
+
         entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
     for entry_point in entry_points:
-        source = Source(_finder(entry_point))
+        source = Source.of(entry_point)
         try:
             plugin: ModuleType = entry_point.load()
             if manager.is_registered(plugin):

@@ -33,7 +33,7 @@ from google.cloud.storage.retry import (
 from modelkit_assets import errors, settings
 from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.hashing import digest_file
-from modelkit_assets.meta import DEFAULT_ALGORITHM, FileDigest
+from modelkit_assets.meta import FileDigest
 from modelkit_assets.progress import HighWater
 from modelkit_assets.records import CONDITIONAL_WRITES
 
@@ -143,14 +143,12 @@ class GCSStorageDriver(StorageDriver):
         # from the last byte received if a retry happens (ranged chunks skip the check).
         self._download(object_name, destination_path, "auto")
 
-    def download_object_with_digest(
-        self, object_name: str, destination_path: str, algorithm: str = DEFAULT_ALGORITHM
+    def download_hashing(
+        self, object_name: str, destination_path: str, algorithm: str
     ) -> FileDigest:
         """The digest the caller checks against the ``.meta`` covers every byte end to end, so
         the SDK's CRC32C of the same bytes is skipped (256 MiB from fake-gcs-server: 0.44 s
         instead of 0.46 s)."""
-        if self.overridden("download_object", GCSStorageDriver):
-            return super().download_object_with_digest(object_name, destination_path, algorithm)
         self._download(object_name, destination_path, None)
         return digest_file(destination_path, algorithm)
 

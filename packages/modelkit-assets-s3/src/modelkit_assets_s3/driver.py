@@ -34,7 +34,7 @@ from s3transfer.exceptions import RetriesExceededError
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.hashing import digest_file, new_hasher
-from modelkit_assets.meta import DEFAULT_ALGORITHM, FileDigest
+from modelkit_assets.meta import FileDigest
 from modelkit_assets.ranged import download_in_ranges
 from modelkit_assets.records import CONDITIONAL_WRITES
 
@@ -202,11 +202,9 @@ class S3StorageDriver(StorageDriver):
     def download_object(self, object_name: str, destination_path: str) -> None:
         self._download_or_clean(object_name, destination_path)
 
-    def download_object_with_digest(
-        self, object_name: str, destination_path: str, algorithm: str = DEFAULT_ALGORITHM
+    def download_hashing(
+        self, object_name: str, destination_path: str, algorithm: str
     ) -> FileDigest:
-        if self.overridden("download_object", S3StorageDriver):
-            return super().download_object_with_digest(object_name, destination_path, algorithm)
         digest = self._download_or_clean(object_name, destination_path, algorithm)
         # A small object was hashed as it arrived; a large one, written in ranges, is read again
         # (from the page cache, by BLAKE3's threads: 256 MiB in 35 ms).
@@ -253,9 +251,9 @@ class S3StorageDriver(StorageDriver):
                         if hasher:
                             hasher.update(chunk)
                         size += len(chunk)
-                if hasher and algorithm:
-                    return FileDigest(size, hasher.hexdigest(), algorithm)
-                return None
+                if hasher is None or algorithm is None:
+                    return None
+                return FileDigest(size, hasher.hexdigest(), algorithm)
             except _BODY_ERRORS:
                 if attempt == _GET_ATTEMPTS:
                     raise
@@ -324,32 +322,32 @@ class S3StorageDriver(StorageDriver):
         """Large files report each part as S3 acknowledges it; small ones, one request, at
         the end."""
         size = os.path.getsize(file_path)
-        if size <= _BYTES_BODY_LIMIT:
-            # As bytes, not a file: botocore sends a file with "Expect: 100-continue",
-            # one more round trip per object (a third of a 1000-file push's time).
-            with open(file_path, "rb") as f:
-                self.create_bytes(f.read(), object_name)
-            if on_bytes:
-                on_bytes(size)
-            return
-        try:
-            if size < MULTIPART_THRESHOLD:
+        with self._creating(object_name):
+            if size <= _BYTES_BODY_LIMIT:
+                # As bytes, not a file: botocore sends a file with "Expect: 100-continue",
+                # one more round trip per object (a third of a 1000-file push's time).
+                with open(file_path, "rb") as f:
+                    self._put(object_name, f.read(), IfNoneMatch="*")
+            elif size < MULTIPART_THRESHOLD:
                 with open(file_path, "rb") as body:
                     self._put(object_name, body, IfNoneMatch="*")
             else:
                 self._create_large(file_path, size, object_name, on_bytes)
                 return
-            if on_bytes:
-                on_bytes(size)
-        except _SDK_ERRORS as exc:
-            if is_precondition_failed(exc):
-                raise errors.ObjectAlreadyExistsError(object_name) from None
-            raise translate(exc, self.bucket, object_name, "upload") from None
+        if on_bytes:
+            on_bytes(size)
 
     def create_bytes(self, data: bytes, object_name: str) -> None:
         """One PUT, create-only."""
-        try:
+        with self._creating(object_name):
             self._put(object_name, data, IfNoneMatch="*")
+
+    @contextlib.contextmanager
+    def _creating(self, object_name: str) -> Iterator[None]:
+        """Create-only writes: a 412 means the object exists; other SDK errors are
+        translated."""
+        try:
+            yield
         except _SDK_ERRORS as exc:
             if is_precondition_failed(exc):
                 raise errors.ObjectAlreadyExistsError(object_name) from None

@@ -79,9 +79,18 @@ class StorageDriver(abc.ABC):
 
     def overridden(self, method: str, owner: type[StorageDriver]) -> bool:
         """Whether ``method`` is no longer ``owner``'s own: replaced by a subclass, or on this
-        instance (a wrapper). A driver's faster combined method (such as
-        :meth:`create_object_with_progress`) then defers to the replacement."""
+        instance (a wrapper)."""
         return getattr(getattr(self, method), "__func__", None) is not getattr(owner, method)
+
+    def _in_charge(self, optional: str, *replaceable: str) -> bool:
+        """Whether the driver's own ``optional`` method (one of the faster paths below) is to
+        be used: a class implements it, and none of the plain methods it stands for
+        (``replaceable``) was replaced since, by a subclass or on the instance. A replacement
+        (a wrapper that injects faults, audits calls...) stays in charge that way."""
+        owner = next(c for c in type(self).__mro__ if optional in vars(c))
+        if owner is StorageDriver:
+            return False
+        return not any(self.overridden(method, owner) for method in replaceable)
 
     @property
     def supports_conditional_writes(self) -> bool:
@@ -108,13 +117,22 @@ class StorageDriver(abc.ABC):
         """:meth:`download_object`, returning the size and ``algorithm`` digest (see
         :mod:`modelkit_assets.hashing`) of the bytes written.
 
-        This fallback reads the file again. A driver that sees the bytes pass hashes them on
-        the way instead (keeping a subclass's own ``download_object`` in charge, if any).
+        A driver that sees the bytes pass implements :meth:`download_hashing`, used here unless
+        ``download_object`` was replaced since. Otherwise the file is read again once written.
         """
+        if self._in_charge("download_hashing", "download_object"):
+            return self.download_hashing(object_name, destination_path, algorithm)
         from ..hashing import digest_file
 
         self.download_object(object_name, destination_path)
         return digest_file(destination_path, algorithm)
+
+    def download_hashing(
+        self, object_name: str, destination_path: str, algorithm: str
+    ) -> FileDigest:
+        """Optional: :meth:`download_object_with_digest` in one pass, the bytes hashed on their
+        way in (or as the driver measured to be fastest)."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def delete_object(self, object_name: str) -> None:
@@ -155,8 +173,7 @@ class StorageDriver(abc.ABC):
         instance: the replacement stays in charge). Otherwise the whole file is reported once
         it is stored.
         """
-        owner = next(c for c in type(self).__mro__ if "create_reporting" in vars(c))
-        if owner is not StorageDriver and not self.overridden("create_object", owner):
+        if self._in_charge("create_reporting", "create_object"):
             self.create_reporting(file_path, object_name, on_bytes)
             return
         self.create_object(file_path, object_name)
@@ -171,11 +188,7 @@ class StorageDriver(abc.ABC):
         ``create_object`` or ``create_reporting`` was replaced since: the replacement stays in
         charge, and gets ``file_path``, as other drivers do.
         """
-        owner = next(c for c in type(self).__mro__ if "create_bytes" in vars(c))
-        replaced = self.overridden("create_object", owner) or self.overridden(
-            "create_reporting", owner
-        )
-        if owner is not StorageDriver and not replaced:
+        if self._in_charge("create_bytes", "create_object", "create_reporting"):
             self.create_bytes(data, object_name)
             return
         self.create_object_with_progress(file_path, object_name, ignore_bytes)

@@ -21,13 +21,13 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO, ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import filelock
 
 from .. import errors
 from ..hashing import KERNEL_COPY, copy_file_with_digest
-from ..meta import DEFAULT_ALGORITHM, FileDigest
+from ..meta import FileDigest
 from ..paths import check_relative_part
 from ..progress import ignore_bytes
 from ..records import CONDITIONAL_WRITES
@@ -46,20 +46,26 @@ def _is_internal(filename: str) -> bool:
     return filename.endswith(_LOCK_SUFFIX) or _TMP_MARK in filename
 
 
-def _copy_reporting(
-    source: BinaryIO, destination: BinaryIO, on_bytes: Callable[[int], None]
-) -> None:
-    """Copy the whole of file ``source`` into file ``destination`` in chunks (by the kernel on
-    Linux), telling ``on_bytes`` of each."""
-    if not KERNEL_COPY:
-        while chunk := source.read(_REPORT_CHUNK):
-            destination.write(chunk)
-            on_bytes(len(chunk))
-        return
-    source_fd, destination_fd, copied = source.fileno(), destination.fileno(), 0
-    while sent := os.sendfile(destination_fd, source_fd, copied, _REPORT_CHUNK):
+def _copy_reporting(source_fd: int, destination_fd: int, on_bytes: Callable[[int], None]) -> None:
+    """Copy the whole of open file ``source_fd`` into ``destination_fd`` in chunks (by the
+    kernel on Linux), telling ``on_bytes`` of each."""
+    copied = 0
+    while True:
+        if KERNEL_COPY:
+            sent = os.sendfile(destination_fd, source_fd, copied, _REPORT_CHUNK)
+        else:
+            sent = _write_all(destination_fd, os.read(source_fd, _REPORT_CHUNK))
+        if not sent:
+            return
         copied += sent
         on_bytes(sent)
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return len(data)
 
 
 class _LocalStagedFile:
@@ -155,24 +161,21 @@ class LocalStorageDriver(StorageDriver):
     def create_reporting(
         self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
     ) -> None:
-        path = self._path(object_name)
-        with open(file_path, "rb") as source:
-            try:
-                target = self._open_new(path)
-            except FileExistsError:
-                raise errors.ObjectAlreadyExistsError(object_name) from None
-            created = os.fstat(target.fileno())
-            try:
-                with target:
-                    _copy_reporting(source, target, on_bytes or ignore_bytes)
-            except BaseException:
-                _remove_if_same(path, created)
-                raise
+        with open(file_path, "rb") as source, self._new_object(object_name) as fd:
+            _copy_reporting(source.fileno(), fd, on_bytes or ignore_bytes)
 
     def create_bytes(self, data: bytes, object_name: str) -> None:
-        """Write ``data`` into a new file with bare system calls: a file object's ``fstat``,
-        ``isatty`` and ``lseek``, and a second open of the source, were half the calls of a
-        small-file push."""
+        """Written with bare system calls: a file object's ``fstat``, ``isatty`` and
+        ``lseek``, and a second open of the source, were half the calls of a small-file
+        push."""
+        with self._new_object(object_name) as fd:
+            _write_all(fd, data)
+
+    @contextlib.contextmanager
+    def _new_object(self, object_name: str) -> Iterator[int]:
+        """The descriptor of a new file for ``object_name`` (its folders made as needed),
+        open for writing; ObjectAlreadyExistsError if the name exists. Should the writing
+        fail, the file is removed again (unless a whole object has replaced it meanwhile)."""
         path = self._path(object_name)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         flags |= getattr(os, "O_BINARY", 0)
@@ -187,23 +190,12 @@ class LocalStorageDriver(StorageDriver):
         created = os.fstat(fd)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                yield fd
             finally:
                 os.close(fd)
         except BaseException:
             _remove_if_same(path, created)
             raise
-
-    @staticmethod
-    def _open_new(path: str) -> BinaryIO:
-        """Create ``path`` for writing, its folders too; FileExistsError if it exists."""
-        try:
-            return open(path, "xb")
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            return open(path, "xb")
 
     @staticmethod
     def _link_new(tmp: str, path: str, object_name: str) -> None:
@@ -233,15 +225,12 @@ class LocalStorageDriver(StorageDriver):
             raise errors.ObjectDoesNotExistError("local", self.bucket, object_name)
         shutil.copyfile(source, destination_path)
 
-    def download_object_with_digest(
-        self, object_name: str, destination_path: str, algorithm: str = DEFAULT_ALGORITHM
+    def download_hashing(
+        self, object_name: str, destination_path: str, algorithm: str
     ) -> FileDigest:
         """One pass over the object: small files are read once, hashed and written; large ones
         are copied by the kernel while they are hashed (see
-        :func:`~modelkit_assets.hashing.copy_file_with_digest`). A subclass with its own
-        ``download_object`` gets the fallback, which keeps it in charge."""
-        if self.overridden("download_object", LocalStorageDriver):
-            return super().download_object_with_digest(object_name, destination_path, algorithm)
+        :func:`~modelkit_assets.hashing.copy_file_with_digest`)."""
         try:
             source = open(self._path(object_name), "rb", buffering=0)  # noqa: SIM115
         except (FileNotFoundError, IsADirectoryError):
