@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from modelkit_assets import StorageProvider, errors
 from modelkit_assets.hashing import digest_bytes, digest_file
 from modelkit_assets.store import make_driver
+from modelkit_assets_s3.continue_header import CONTINUE_THRESHOLD
 from modelkit_assets_s3.driver import S3StorageDriver
 from modelkit_assets_s3.multipart import MULTIPART_THRESHOLD
 from modelkit_assets_s3.settings import max_attempts
@@ -184,6 +185,55 @@ def test_bodies_are_signed_unless_a_checksum_covers_them(
     driver.download_object(f"{prefix}/large", str(tmp_path / "out"))
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
     assert driver.read_object(f"{prefix}/small")[0] == b"small"
+
+
+def _expect_headers(driver: S3StorageDriver) -> dict[str, Any]:
+    """The ``Expect`` header of each PUT the driver's client sends from now on, by object."""
+    sent: dict[str, Any] = {}
+
+    def record(request: Any, **kwargs: Any) -> None:
+        if request.method == "PUT":
+            sent[request.url.rsplit("/", 1)[-1]] = request.headers.get("Expect")
+
+    driver.client.meta.events.register("before-send.s3", record)
+    return sent
+
+
+def test_only_large_bodies_wait_for_100_continue(
+    server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """botocore would send "Expect: 100-continue" with every body, one more round trip per
+    small object; the driver's client keeps it from CONTINUE_THRESHOLD bytes up."""
+    driver = _driver(server)
+    sent = _expect_headers(driver)
+    small = _file(tmp_path, CONTINUE_THRESHOLD - 1, "small")
+    large = _file(tmp_path, CONTINUE_THRESHOLD, "large")
+    driver.create_object(str(small), f"{prefix}/small")
+    driver.create_object(str(large), f"{prefix}/large")
+    driver.create_object_from_bytes(b"kept", f"{prefix}/kept", str(small))
+    driver.write_object(b"meta", f"{prefix}/meta", if_absent=True)
+    assert sent == {"small": None, "large": b"100-continue", "kept": None, "meta": None}
+    with pytest.raises(errors.ObjectAlreadyExistsError):
+        driver.create_object(str(large), f"{prefix}/large")  # refused before the body
+    for name, source in (("small", small), ("large", large)):
+        driver.download_object(f"{prefix}/{name}", str(tmp_path / "out"))
+        assert (tmp_path / "out").read_bytes() == source.read_bytes()
+
+
+def test_a_ready_client_is_left_as_it_is(seaweedfs_server: S3Server, prefix: str) -> None:
+    from botocore.session import Session
+
+    client = Session().create_client(
+        "s3",
+        endpoint_url=seaweedfs_server.endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
+    driver = S3StorageDriver(BUCKET, timeout_s=30.0, client=client)
+    sent = _expect_headers(driver)
+    driver.write_object(b"meta", f"{prefix}/meta", if_absent=True)
+    assert sent == {"meta": b"100-continue"}  # botocore's own choice
 
 
 def test_retry_attempts_fit_the_timeout() -> None:

@@ -55,8 +55,6 @@ _SDK_ERRORS: Final = (ClientError, BotoCoreError, RetriesExceededError)
 _PART_WORKERS: Final = 8
 #: Requests in flight at once for the transfer manager's plain uploads, per driver.
 _TRANSFER_WORKERS: Final = 16
-#: Files up to this size are read and sent as bytes (at most this much per upload in flight).
-_BYTES_BODY_LIMIT: Final = 1024 * 1024
 #: Bytes per ranged GET; the first GET of every download asks for this much.
 _DOWNLOAD_PART: Final = MULTIPART_THRESHOLD
 #: Bytes held per download request in flight (memory: one chunk per part worker).
@@ -323,12 +321,7 @@ class S3StorageDriver(StorageDriver):
         the end."""
         size = os.path.getsize(file_path)
         with self._creating(object_name):
-            if size <= _BYTES_BODY_LIMIT:
-                # As bytes, not a file: botocore sends a file with "Expect: 100-continue",
-                # one more round trip per object (a third of a 1000-file push's time).
-                with open(file_path, "rb") as f:
-                    self._put(object_name, f.read(), IfNoneMatch="*")
-            elif size < MULTIPART_THRESHOLD:
+            if size < MULTIPART_THRESHOLD:
                 with open(file_path, "rb") as body:
                     self._put(object_name, body, IfNoneMatch="*")
             else:

@@ -142,10 +142,13 @@ class S3Settings:
         ``request_checksum_calculation = when_supported``): the server checks that checksum,
         which the signature covers, and every fetch checks the digests of the ``.meta``. With
         checksums only "when_required", bodies stay signed, as botocore would have them.
+        Small bodies go without "Expect: 100-continue" (see :mod:`.continue_header`).
         """
         import boto3
         import botocore.session
         from botocore.exceptions import BotoCoreError
+
+        from . import continue_header
 
         try:
             core = botocore.session.Session()
@@ -159,8 +162,10 @@ class S3Settings:
             )
             checksums = core.get_config_variable("request_checksum_calculation")
             config = self.client_config(timeout_s, sign_payloads=checksums != "when_supported")
-            return session.client("s3", endpoint_url=self.endpoint_url, config=config)
+            client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
         except BotoCoreError as exc:  # ProfileNotFound, an invalid endpoint URL...
             raise errors.ConfigurationError(f"cannot configure the s3 client: {exc}") from None
         except ValueError as exc:  # botocore rejects some endpoint URLs with a ValueError
             raise errors.ConfigurationError(f"cannot configure the s3 client: {exc}") from None
+        continue_header.install(client)
+        return client
