@@ -152,7 +152,7 @@ def test_a_broken_plugin_is_reported_and_the_rest_keep_working(
 def test_known_provider_not_installed_names_the_distribution(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    registry = load_registry(entry_points=[])  # only the built-ins, as after `pip install core`
+    registry = load_registry(installed=[])  # only the built-ins, as after `pip install core`
     reset_registry(registry)
     for provider, distribution in (
         ("s3", "modelkit-assets-s3"),

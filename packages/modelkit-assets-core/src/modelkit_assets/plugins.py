@@ -18,6 +18,7 @@ import attrs
 import pluggy
 
 from . import builtin, errors
+from .entry_points import LoadableEntryPoint, entry_points
 from .hookspecs import PROJECT_NAME, ModelkitAssetsSpecs
 from .records import StorageDriverPlugin, VersioningSystemPlugin
 
@@ -50,14 +51,17 @@ class Source:
         self._find = find
 
     @classmethod
-    def of(cls, entry_point: metadata.EntryPoint) -> Source:
+    def of(cls, entry_point: LoadableEntryPoint) -> Source:
         return cls(lambda: entry_point.dist)
 
     @classmethod
     def named(cls, distribution: str) -> Source:
-        from importlib import metadata
+        def find() -> metadata.Distribution:
+            from importlib import metadata
 
-        return cls(lambda: metadata.distribution(distribution))
+            return metadata.distribution(distribution)
+
+        return cls(find)
 
     @functools.cached_property
     def _identity(self) -> tuple[str, str]:
@@ -172,17 +176,15 @@ def _collect(
             logger.warning("plugin %s (%s) failed: %s", impl.plugin_name, source, exc)
 
 
-def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None) -> PluginRegistry:
+def load_registry(installed: Iterable[LoadableEntryPoint] | None = None) -> PluginRegistry:
     """Build a registry from the built-ins and the given (default: installed) entry points."""
     manager = _plugin_manager()
     registry = PluginRegistry()
     sources: dict[int, Source] = {id(builtin): Source.named("modelkit-assets-core")}
     manager.register(builtin, name="modelkit_assets.builtin")
-    if entry_points is None:
-        from importlib import metadata
-
-        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    for entry_point in entry_points:
+    if installed is None:
+        installed = entry_points(ENTRY_POINT_GROUP)
+    for entry_point in installed:
         source = Source.of(entry_point)
         try:
             plugin: ModuleType = entry_point.load()
