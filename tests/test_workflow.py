@@ -7,6 +7,7 @@ import json
 import os
 import types
 from pathlib import Path
+from typing import Any
 
 import blake3
 import pytest
@@ -197,6 +198,30 @@ def test_a_push_replaces_an_object_a_killed_push_left_half_written(
     store.driver.delete_object(store.get_versions_object_name("half"))
     with pytest.raises(errors.VersionConflictError):
         store.new(str(weights), "half")
+
+
+def test_a_replaced_object_gets_the_bytes_that_were_hashed(
+    store_env: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source changes after the scan of a push that finds an object half-written: what
+    replaces it is what the scan hashed (and the .meta records), so every fetch checks out."""
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(os.urandom(300_000))
+    scanned = weights.read_bytes()
+    store = StorageProvider()
+    store.new(str(weights), "edited")
+    store.driver.delete_object(store.get_versions_object_name("edited"))
+    store.driver.write_object(scanned[:1000], store.get_object_name("edited", "0.0"))
+    claim = StorageProvider._claim_version
+
+    def claim_then_edit(self: StorageProvider, *args: Any, **kwargs: Any) -> None:
+        claim(self, *args, **kwargs)
+        weights.write_bytes(b"edited after the scan")
+
+    monkeypatch.setattr(StorageProvider, "_claim_version", claim_then_edit)
+    store.new(str(weights), "edited")
+    fetched = AssetsManager().fetch_asset("edited:0.0", force_download=True)
+    assert Path(fetched).read_bytes() == scanned
 
 
 def test_twin_updates_at_the_same_instant_get_their_own_versions(

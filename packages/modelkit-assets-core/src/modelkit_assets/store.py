@@ -440,9 +440,16 @@ class StorageProvider:
                 logger.warning(
                     "replacing %s, left half-written by an interrupted push", object_name
                 )
-                self._retry(lambda: self.driver.upload_object(file.path, object_name), object_name)
+                self._retry(lambda: self._replace(file, object_name), object_name)
         sent.reached(file.digest.size)
         progress.advance(files=1)
+
+    def _replace(self, file: SourceFile, object_name: str) -> None:
+        """Overwrite an object with the file's content: the bytes that were hashed, if kept."""
+        if file.content is not None:
+            self.driver.write_object(file.content, object_name)
+        else:
+            self.driver.upload_object(file.path, object_name)
 
     def _remote_digest(self, object_name: str, algorithm: str) -> FileDigest:
         with tempfile.TemporaryDirectory(prefix="modelkit-assets-") as tmp:
