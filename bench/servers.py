@@ -203,21 +203,20 @@ def azurite(work: Path) -> Iterator[Store]:
 
 
 @contextlib.contextmanager
-def local(work: Path) -> Iterator[Store]:
-    bucket = work / "local-bucket"
-    shutil.rmtree(bucket, ignore_errors=True)
+def local(scratch: Path) -> Iterator[Store]:
+    """A bucket folder in ``scratch``, left there: the bench removes it once the run is over,
+    as deleting thousands of files slows every file created after it (see ``run.py``)."""
+    bucket = scratch / "local-bucket"
     bucket.mkdir(parents=True)
-    try:
-        yield Store("local", str(bucket))
-    finally:
-        shutil.rmtree(bucket, ignore_errors=True)
+    yield Store("local", str(bucket))
 
 
-STARTERS: Final = {"local": local, "s3": seaweedfs, "gcs": fake_gcs, "az": azurite}
+SERVERS: Final = {"s3": seaweedfs, "gcs": fake_gcs, "az": azurite}
 
 
 @contextlib.contextmanager
-def started(provider: str, work: Path) -> Iterator[Store]:
-    """The store of ``provider``, its server running until the block ends."""
-    with STARTERS[provider](work) as store:
+def started(provider: str, work: Path, scratch: Path) -> Iterator[Store]:
+    """The store of ``provider``, its server running until the block ends: servers keep their
+    data and logs in ``work``, the local bucket is made in ``scratch``."""
+    with local(scratch) if provider == "local" else SERVERS[provider](work) as store:
         yield store
