@@ -10,7 +10,7 @@ from typing import Any
 import blake3
 import pytest
 
-from modelkit_assets import errors, source
+from modelkit_assets import errors, hashing, source
 from modelkit_assets.hashing import SMALL, digest_file, read_whole
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.source import scan_source
@@ -89,6 +89,39 @@ def test_read_whole_reads_everything_whatever_the_hint(
     data = os.urandom(size)
     (tmp_path / "f").write_bytes(data)
     assert read_whole(str(tmp_path / "f"), hint) == data
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_read_many_reads_every_file_in_order(tmp_path: Path) -> None:
+    """More files than one batch holds open, of sizes around the hint and away from it."""
+    sizes = [0, 1, 4096, SMALL, 3 * SMALL + 7] + [10 * 1024] * (2 * hashing._READ_AHEAD + 3)
+    files, expected = [], []
+    for i, size in enumerate(sizes):
+        data = os.urandom(size)
+        (tmp_path / f"f{i}").write_bytes(data)
+        files.append((str(tmp_path / f"f{i}"), size if i % 3 else 0))  # some hints wrong
+        expected.append(data)
+    before = _open_fds()
+    assert list(hashing.read_many(files)) == expected
+    assert _open_fds() == before
+
+
+def test_read_many_closes_what_it_opened_when_stopped_or_failing(tmp_path: Path) -> None:
+    for i in range(5):
+        (tmp_path / f"f{i}").write_bytes(b"x")
+    files = [(str(tmp_path / f"f{i}"), 1) for i in range(5)]
+    before = _open_fds()
+    reading = hashing.read_many(files)
+    assert next(reading) == b"x"
+    assert _open_fds() == before + 5  # the batch is open
+    reading.close()
+    assert _open_fds() == before
+    with pytest.raises(FileNotFoundError):
+        list(hashing.read_many([*files[:3], (str(tmp_path / "missing"), 1), *files[3:]]))
+    assert _open_fds() == before
 
 
 def test_scan_refuses_missing_and_empty_sources(tmp_path: Path) -> None:

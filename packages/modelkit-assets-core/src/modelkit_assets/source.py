@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
 
@@ -87,7 +87,8 @@ KEEP_BUDGET: Final = 64 * 1024 * 1024
 def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) -> LocalSource:
     """List and hash what ``path`` holds; raise LocalAssetDoesNotExistError if it is missing.
 
-    Files up to 1 MiB are read whole on this thread, hashed, and kept (up to
+    Files up to 1 MiB are read whole on this thread (a batch of them asked of the disk at
+    once, see :func:`~modelkit_assets.hashing.read_many`), hashed, and kept (up to
     :data:`KEEP_BUDGET` bytes in all) as :attr:`SourceFile.content`: the push stores those
     very bytes without opening the file again, so what is stored is what was hashed. A
     thousand 10 KiB files take 10 ms here against 20-40 ms through a pool (measured, 2 cores).
@@ -96,7 +97,7 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
     :data:`STAGE_MIN` and more are copied into the store as they are hashed; the caller must
     :meth:`LocalSource.discard_staged` once the push is over.
     """
-    from .hashing import SMALL, digest_bytes, digest_file, read_whole  # blake3 loads on push
+    from .hashing import SMALL, digest_bytes, digest_file, read_many  # blake3 loads on push
 
     if not os.path.exists(path):
         raise errors.LocalAssetDoesNotExistError(path, "nothing to push")
@@ -108,7 +109,6 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
     else:
         entries = [("", path, os.path.getsize(path))]
     staged: dict[str, StagedFile] = {}
-    budget = KEEP_BUDGET
 
     def digest(part: str, file_path: str, size: int) -> FileDigest:
         if stage is not None and size >= STAGE_MIN:
@@ -118,24 +118,38 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
                 return handle.digest
         return digest_file(file_path)
 
-    def small(part: str, file_path: str, size: int) -> SourceFile:
-        nonlocal budget
-        if size > budget:
+    large = [entry for entry in entries if entry[2] > SMALL]
+    kept = _within_budget(entry for entry in entries if entry[2] <= SMALL)
+    contents = read_many([(p, size) for _, p, size in entries if p in kept])
+
+    def small(part: str, file_path: str) -> SourceFile:
+        if file_path not in kept:
             return SourceFile(part, file_path, digest_file(file_path))
-        content = read_whole(file_path, size)
-        budget -= len(content)
+        content = next(contents)
         return SourceFile(part, file_path, digest_bytes(content), content)
 
-    large = [entry for entry in entries if entry[2] > SMALL]
     try:
         with ThreadPoolExecutor(max(1, min(max_workers, len(large)))) as pool:
             hashing = {p: pool.submit(digest, part, p, size) for part, p, size in large}
             files = tuple(
-                SourceFile(part, p, hashing[p].result()) if p in hashing else small(part, p, size)
-                for part, p, size in entries
+                SourceFile(part, p, hashing[p].result()) if p in hashing else small(part, p)
+                for part, p, _ in entries
             )
     except BaseException:
         for handle in staged.values():
             handle.discard()
         raise
+    finally:
+        contents.close()
     return LocalSource(path, is_directory, files, staged)
+
+
+def _within_budget(small: Iterable[tuple[str, str, int]]) -> set[str]:
+    """Paths of the small files whose bytes a scan keeps: in order, while
+    :data:`KEEP_BUDGET` lasts (a file too big for what is left is hashed from disk)."""
+    kept, budget = set(), KEEP_BUDGET
+    for _, path, size in small:
+        if size <= budget:
+            kept.add(path)
+            budget -= size
+    return kept
