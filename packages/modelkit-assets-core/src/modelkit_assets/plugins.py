@@ -22,7 +22,7 @@ from .entry_points import LoadableEntryPoint, entry_points
 from .hookspecs import PROJECT_NAME, ModelkitAssetsSpecs
 from .records import StorageDriverPlugin, VersioningSystemPlugin
 
-if TYPE_CHECKING:  # importlib.metadata loads when plugins are discovered, not on a cached fetch
+if TYPE_CHECKING:  # importlib.metadata loads only when a plugin's distribution is asked for
     from importlib import metadata
 
 logger = logging.getLogger(__name__)
