@@ -11,7 +11,7 @@ import blake3
 import pytest
 
 from modelkit_assets import errors, hashing, source
-from modelkit_assets.hashing import SMALL, digest_file, read_whole
+from modelkit_assets.hashing import SMALL, digest_file
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.source import scan_source
 
@@ -83,12 +83,10 @@ def test_scan_refuses_a_folder_it_cannot_read(
 
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, SMALL, 3 * SMALL + 7])
 @pytest.mark.parametrize("hint", [0, 4096, SMALL])
-def test_read_whole_reads_everything_whatever_the_hint(
-    tmp_path: Path, size: int, hint: int
-) -> None:
+def test_read_many_reads_everything_whatever_the_hint(tmp_path: Path, size: int, hint: int) -> None:
     data = os.urandom(size)
     (tmp_path / "f").write_bytes(data)
-    assert read_whole(str(tmp_path / "f"), hint) == data
+    assert list(hashing.read_many([(str(tmp_path / "f"), hint)])) == [data]
 
 
 def _open_fds() -> int:

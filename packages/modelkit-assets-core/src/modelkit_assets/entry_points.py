@@ -23,6 +23,8 @@ from collections.abc import Iterator, Sequence
 from importlib.machinery import PathFinder
 from typing import TYPE_CHECKING, Any, Protocol
 
+import attrs
+
 if TYPE_CHECKING:
     from importlib import metadata
 
@@ -46,16 +48,14 @@ class LoadableEntryPoint(Protocol):
     def load(self) -> Any: ...
 
 
+@attrs.frozen
 class EntryPoint:
     """One ``name = value`` line of a distribution's ``entry_points.txt``."""
 
-    __slots__ = ("_metadata_dir", "group", "name", "value")
-
-    def __init__(self, name: str, value: str, group: str, metadata_dir: str) -> None:
-        self.name = name
-        self.value = value
-        self.group = group
-        self._metadata_dir = metadata_dir
+    name: str
+    value: str
+    group: str
+    _metadata_dir: str = attrs.field(repr=False)
 
     @property
     def dist(self) -> metadata.Distribution:
@@ -75,9 +75,6 @@ class EntryPoint:
             if attribute:
                 found = getattr(found, attribute)
         return found
-
-    def __repr__(self) -> str:
-        return f"EntryPoint(name={self.name!r}, value={self.value!r}, group={self.group!r})"
 
 
 def entry_points(group: str) -> Sequence[LoadableEntryPoint]:

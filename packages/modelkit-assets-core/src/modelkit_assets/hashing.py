@@ -62,18 +62,10 @@ def digest_bytes(data: bytes, algorithm: str = DEFAULT_ALGORITHM) -> FileDigest:
     return FileDigest(len(data), hasher.hexdigest(), algorithm)
 
 
-def read_whole(path: str, size_hint: int = 0) -> bytes:
-    """The whole content of a small file, in as few system calls as its expected size allows
-    (open, one read of ``size_hint + 1`` bytes, the empty read that shows the end, close)."""
-    fd = os.open(path, _READ_FLAGS)
-    try:
-        return _read_to_end(fd, size_hint)
-    finally:
-        os.close(fd)
-
-
 def read_many(files: Sequence[tuple[str, int]]) -> Generator[bytes, None, None]:
-    """The whole content of each ``(path, size_hint)``, in order, as :func:`read_whole` reads it.
+    """The whole content of each ``(path, size_hint)``, in order, in as few system calls as the
+    expected size allows (open, one read of ``size_hint + 1`` bytes, the empty read that shows
+    the end, close).
 
     Files are opened :data:`_READ_AHEAD` at a time, and the kernel is asked to read each one in
     (``POSIX_FADV_WILLNEED``) before the first of them is read, so that their disk reads
