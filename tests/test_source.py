@@ -145,3 +145,24 @@ def test_digest_file_agrees_with_the_algorithms_whatever_the_path(
     assert digest_file(str(path), "sha256") == FileDigest(
         size, hashlib.sha256(data).hexdigest(), "sha256"
     )
+
+
+def test_read_many_reads_a_file_of_the_listed_size_in_one_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing's size is asked for plus one byte: getting exactly that size is the end of
+    the file, with no empty read to prove it. A file that grew since is read to its end."""
+    (tmp_path / "same").write_bytes(b"x" * 10240)
+    (tmp_path / "grown").write_bytes(b"y" * 20000)
+    reads: list[int] = []
+    real_read = os.read
+
+    def counting_read(fd: int, n: int) -> bytes:
+        reads.append(n)
+        return real_read(fd, n)
+
+    monkeypatch.setattr(os, "read", counting_read)
+    files = [(str(tmp_path / "same"), 10240), (str(tmp_path / "grown"), 10240)]
+    assert list(hashing.read_many(files)) == [b"x" * 10240, b"y" * 20000]
+    # same: one read of its size + 1; grown: that read, one for the rest, the empty one at the end
+    assert reads == [10241, 10241, 1024 * 1024, 1024 * 1024]

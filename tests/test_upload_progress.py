@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -133,3 +134,37 @@ def test_small_files_go_through_a_replaced_create_object(tmp_path: Path) -> None
     LocalStorageDriver(str(bucket)).create_object_from_bytes(b"hashed", "a/plain", str(source))
     assert calls == [("a/audited", b"on disk"), ("a/reporting", b"on disk")]
     assert (bucket / "a" / "plain").read_bytes() == b"hashed"
+
+
+def test_a_method_patched_on_the_class_later_takes_charge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which path a driver class takes is kept, for speed; a method patched on a subclass
+    after that (or on the instance) is still the one called, and undoing it restores the fast
+    path."""
+
+    class Plain(LocalStorageDriver):
+        pass
+
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"on disk")
+    driver = Plain(str(bucket))
+    driver.create_object_from_bytes(b"hashed", "a/1", str(source))  # the class's answer, kept
+    calls: list[str] = []
+    real = LocalStorageDriver.create_object
+
+    def audited(self: LocalStorageDriver, file_path: str, object_name: str) -> None:
+        calls.append(object_name)
+        real(self, file_path, object_name)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Plain, "create_object", audited, raising=False)
+        driver.create_object_from_bytes(b"hashed", "a/2", str(source))
+    driver.create_object_from_bytes(b"hashed", "a/3", str(source))
+    driver.create_object = lambda f, o: (calls.append(o), real(driver, f, o))[-1]  # type: ignore[method-assign]
+    driver.create_object_from_bytes(b"hashed", "a/4", str(source))
+    assert calls == ["a/2", "a/4"]
+    contents = {p.name: p.read_bytes() for p in (bucket / "a").iterdir()}
+    assert contents == {"1": b"hashed", "2": b"on disk", "3": b"hashed", "4": b"on disk"}

@@ -64,8 +64,8 @@ def digest_bytes(data: bytes, algorithm: str = DEFAULT_ALGORITHM) -> FileDigest:
 
 def read_many(files: Sequence[tuple[str, int]]) -> Generator[bytes, None, None]:
     """The whole content of each ``(path, size_hint)``, in order, in as few system calls as the
-    expected size allows (open, one read of ``size_hint + 1`` bytes, the empty read that shows
-    the end, close).
+    expected size allows (open, one read of ``size_hint + 1`` bytes, close; reads go on to the
+    end of the file only when the first did not return ``size_hint`` bytes).
 
     Files are opened :data:`_READ_AHEAD` at a time, and the kernel is asked to read each one in
     (``POSIX_FADV_WILLNEED``) before the first of them is read, so that their disk reads
@@ -89,7 +89,10 @@ def read_many(files: Sequence[tuple[str, int]]) -> Generator[bytes, None, None]:
 
 def _read_to_end(fd: int, size_hint: int) -> bytes:
     first = os.read(fd, size_hint + 1)
-    if not first:
+    if not first or len(first) == size_hint:
+        # Fewer bytes than asked for, exactly as many as the listing saw: the end of the file
+        # (or it grew since it was listed, and the push takes it as it was listed). No empty
+        # read to prove it: 1 us a file. A short read anywhere else reads on to the end.
         return first
     rest = []
     while chunk := os.read(fd, max(size_hint, _CHUNK)):
