@@ -205,6 +205,13 @@ class Results:
     def stopped(self, case: str, provider: str, project: str) -> bool:
         return any(s.stopped for s in self.samples.get((case, provider, project), ()))
 
+    def dump(self) -> list[dict[str, object]]:
+        """Every sample, in the order taken, for a look behind the medians."""
+        return [
+            {"case": c, "provider": pr, "project": pj, "seconds": [s.seconds for s in found]}
+            for (c, pr, pj), found in self.samples.items()
+        ]
+
     def peak_mb(self, case: str, provider: str, project: str) -> float | None:
         found = [s.peak_rss_kib for s in self.samples.get((case, provider, project), ())]
         return max(found) * KiB / 1e6 if found and max(found) else None
@@ -658,6 +665,7 @@ imported. CLI figures are whole processes, start to exit. Peak RSS is the child 
 one provider at a time, and an operation still running after {limit:g} s is stopped: its time
 is then a lower bound, its peak memory the peak so far.{_seeded_line(bench)} The source of a
 large push is read once just before it, so that both projects find it in the page cache.
+Every sample behind the medians, in the order taken: `.work/samples.json` beside this file.
 
 {markdown(rows)}{_floor_line(bench.results, sizes)}"""
 
@@ -689,6 +697,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(bench.scratch, ignore_errors=True)
     rows = table(bench.results, sizes, providers)
+    samples = work / "samples.json"
+    samples.write_text(json.dumps(bench.results.dump(), indent=1) + "\n")
+    print(f"every sample: {samples}", flush=True)
     text = report(rows, sizes, bench, providers, (time.monotonic() - started) / 60)
     print("\n" + text)
     if args.out:

@@ -7,6 +7,7 @@ times modelkit-assets alone; the reference (modelkit) is installed only by a ful
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")][2:]
     assert rows
     assert all(cells[2] != "-" for cells in rows), "modelkit-assets has a figure in every row"
+    samples = json.loads((tmp_path / "work" / "samples.json").read_text())
+    pushes = [s for s in samples if s["case"] == "push_many" and s["project"] == "ours"]
+    assert {s["provider"] for s in pushes} == {"local", "s3", "gcs", "az"}
+    assert all(len(s["seconds"]) == 1 and s["seconds"][0] > 0 for s in pushes)
