@@ -329,22 +329,28 @@ class Bench:
 
     # -- the cases -----------------------------------------------------------------------------
 
-    def _record(self, case: str, provider: str, project: str, values: dict[str, float]) -> bool:
+    def _record(
+        self, case: str | None, provider: str, project: str, values: dict[str, float]
+    ) -> bool:
+        """Keep the sample under ``case`` (None: an untimed operation, nothing kept); False if
+        the operation was stopped."""
         stopped = bool(values.get("stopped"))
-        sample = Sample(values["seconds"], int(values["peak_rss_kib"]), stopped)
-        self.results.add(case, provider, project, sample)
+        if case is not None:
+            sample = Sample(values["seconds"], int(values["peak_rss_kib"]), stopped)
+            self.results.add(case, provider, project, sample)
         return not stopped
 
     def push(
         self,
-        case: str,
+        case: str | None,
         store: servers.Store,
         project: str,
         what: str,
         name: str,
         limit_s: float = 900,
     ) -> bool:
-        """Time a push; False if it was stopped."""
+        """Time a push (``case`` None: untimed, as :meth:`warm_up`); False if it was
+        stopped."""
         params = {"path": str(self.data[what]), "name": name, "version": VERSION}
         if what in ("large", "huge"):
             _read(self.data[what])  # both projects find the source in the page cache
@@ -364,14 +370,15 @@ class Bench:
 
     def fetch(
         self,
-        case: str,
+        case: str | None,
         store: servers.Store,
         project: str,
         name: str,
         assets_dir: Path,
         limit_s: float = 900,
     ) -> bool:
-        """Time a fetch into an empty ``assets_dir``; False if it was stopped."""
+        """Time a fetch into an empty ``assets_dir`` (``case`` None: untimed); False if it was
+        stopped."""
         shutil.rmtree(assets_dir, ignore_errors=True)
         assets_dir.mkdir(parents=True)
         params = {"spec": f"{name}:{VERSION}", "assets_dir": str(assets_dir)}
@@ -453,12 +460,8 @@ class Bench:
         first, modelkit's pushes took 2.99 s, then 2.07 and 1.94 s (ours 1.86-1.95 s). The
         server's state is what this warms, so which project does it does not matter: it is
         modelkit-assets (modelkit's 256 MiB push to fake-gcs takes 30 s)."""
-        _read(self.data["large"])
-        params = {"path": str(self.data["large"]), "name": "warm-up", "version": VERSION}
-        self.child("ours", "push", params, self.env(store, "ours"))
-        assets_dir.mkdir(parents=True)
-        params = {"spec": f"warm-up:{VERSION}", "assets_dir": str(assets_dir)}
-        self.child("ours", "fetch", params, self.env(store, "ours", assets_dir))
+        self.push(None, store, "ours", "large", "warm-up")
+        self.fetch(None, store, "ours", "warm-up", assets_dir)
         _delete(store, "bench-ours", "warm-up")
         shutil.rmtree(assets_dir)
 
