@@ -18,7 +18,7 @@ import os
 import time
 from typing import Any, Final, Literal, overload
 
-from . import errors, settings
+from . import environment, errors
 from .cache import AssetsCache, clean_stale_downloads
 from .paths import safe_join
 from .plugins import get_registry
@@ -51,13 +51,13 @@ class AssetsManager:
         storage_provider: StorageProvider | None = None,
         versioning: str | type[AssetsVersioningSystem] | None = None,
     ) -> None:
-        self.assets_dir = os.path.abspath(assets_dir or settings.assets_dir())
-        self.timeout = timeout if timeout is not None else settings.assets_timeout_s()
+        self.assets_dir = os.path.abspath(assets_dir or environment.assets_dir())
+        self.timeout = timeout if timeout is not None else environment.assets_timeout_s()
         self.cache = AssetsCache(self.assets_dir, self.timeout)
         self._storage_provider = storage_provider
         #: Where downloads report their progress (the CLI draws a bar; the API stays silent).
         self.progress: TransferProgress = NO_PROGRESS
-        self._provider_name = None if storage_provider else settings.storage_provider()
+        self._provider_name = None if storage_provider else environment.storage_provider()
         #: Until when (monotonic) the store is known to be unreachable, and why.
         self._unreachable: tuple[float, Exception] | None = None
         if self._provider_name:
@@ -114,7 +114,7 @@ class AssetsManager:
             parsed = spec
         force = force_download
         if force is None:
-            force = settings.storage_force_download()
+            force = environment.storage_force_download()
         if parsed.is_version_complete and not force:
             assert parsed.version is not None
             if self.cache.is_complete(parsed.name, parsed.version):  # the lock-free fast path
@@ -132,7 +132,7 @@ class AssetsManager:
             fallback = self._local_fallback(parsed, exc)
             if fallback is None:
                 raise
-            timeout = settings.storage_timeout_s()
+            timeout = environment.storage_timeout_s()
             if self._storage_provider is not None:
                 timeout = self._storage_provider.timeout
             self._unreachable = (time.monotonic() + timeout, exc)

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Final
 
-from . import errors, settings
+from . import environment, errors
 from .parallel import run_parallel
 from .paths import check_relative_part, safe_join
 from .plugins import get_registry
@@ -44,7 +44,7 @@ def local_copy(asset_path: str, max_workers: int | None = None) -> Iterator[str]
         )
     from .store import make_driver
 
-    driver = make_driver(registered.record.name, bucket, None, settings.storage_timeout_s())
+    driver = make_driver(registered.record.name, bucket, None, environment.storage_timeout_s())
     with tempfile.TemporaryDirectory(prefix="modelkit-assets-source-") as tmp:
         if key and driver.exists(key):
             target = os.path.join(tmp, key.rsplit("/", 1)[-1])
@@ -66,6 +66,6 @@ def local_copy(asset_path: str, max_workers: int | None = None) -> Iterator[str]
             os.makedirs(os.path.dirname(target), exist_ok=True)
             driver.download_object(name, target)
 
-        workers = max_workers or settings.storage_max_workers(driver.default_max_workers)
+        workers = max_workers or environment.storage_max_workers(driver.default_max_workers)
         run_parallel(fetch, names, workers)
         yield root

@@ -7,7 +7,7 @@ from typing import Final
 
 import attrs
 
-from . import errors, settings
+from . import environment, errors
 from .paths import check_relative_part
 from .versioning.base import AssetsVersioningSystem
 
@@ -33,7 +33,7 @@ def get_versioning_system(
         return versioning
     from .plugins import get_registry
 
-    name = versioning or settings.versioning_system()
+    name = versioning or environment.versioning_system()
     return get_registry().versioning_system(name).record.load()
 
 

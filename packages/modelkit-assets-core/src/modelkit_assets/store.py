@@ -38,7 +38,7 @@ from typing import Any, TypeVar, overload
 
 import attrs
 
-from . import errors, settings
+from . import environment, errors
 from .drivers.base import StagedFile, StorageDriver
 from .meta import AssetMeta, FileDigest, dump_versions, parse_meta, parse_versions
 from .parallel import run_parallel
@@ -85,21 +85,21 @@ class StorageProvider:
         max_workers: int | None = None,
         **driver_settings: Any,
     ) -> None:
-        name = provider or settings.storage_provider()
+        name = provider or environment.storage_provider()
         if not name:
             raise errors.NoConfiguredProviderError()
         self.provider = name
-        self.prefix = (prefix or settings.storage_prefix()).strip("/")
+        self.prefix = (prefix or environment.storage_prefix()).strip("/")
         check_relative_part(self.prefix, "the storage prefix")
-        self.timeout = timeout_s if timeout_s is not None else settings.storage_timeout_s()
+        self.timeout = timeout_s if timeout_s is not None else environment.storage_timeout_s()
         self.force_download = (
-            settings.storage_force_download() if force_download is None else force_download
+            environment.storage_force_download() if force_download is None else force_download
         )
         self.versioning = get_versioning_system(versioning)
         self.driver = make_driver(
-            name, bucket or settings.storage_bucket(), client, self.timeout, **driver_settings
+            name, bucket or environment.storage_bucket(), client, self.timeout, **driver_settings
         )
-        self.max_workers = max_workers or settings.storage_max_workers(
+        self.max_workers = max_workers or environment.storage_max_workers(
             self.driver.default_max_workers
         )
 
@@ -581,5 +581,9 @@ def make_driver(
             f"reinstall {registered.source.distribution}"
         ) from None
     return driver_class(
-        bucket, client=client, timeout_s=timeout_s, lazy=settings.lazy_driver(), **driver_settings
+        bucket,
+        client=client,
+        timeout_s=timeout_s,
+        lazy=environment.lazy_driver(),
+        **driver_settings,
     )

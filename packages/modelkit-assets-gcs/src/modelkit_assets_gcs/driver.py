@@ -30,7 +30,7 @@ from google.cloud.storage.retry import (
     is_generation_specified,
 )
 
-from modelkit_assets import errors, settings
+from modelkit_assets import environment, errors
 from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.hashing import digest_file
 from modelkit_assets.meta import FileDigest
@@ -87,7 +87,7 @@ class GCSStorageDriver(StorageDriver):
             )
         if page_size is not None and page_size <= 0:
             raise errors.ConfigurationError(f"gcs page_size must be positive, not {page_size}")
-        self._client_settings = (project, credentials_path, settings.env_str(CREDENTIALS_ENV))
+        self._client_settings = (project, credentials_path, environment.env_str(CREDENTIALS_ENV))
         self._chunk_size = chunk_size
         self._page_size = page_size
         self._retry = DEFAULT_RETRY.with_timeout(max(0.0, timeout_s))
