@@ -21,6 +21,12 @@ _NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 #: Capability a driver declares when it offers create-only writes and compare-and-swap.
 CONDITIONAL_WRITES: Final = "conditional_writes"
+#: Capability of a driver that reads byte ranges of an object (``read_range``): large files
+#: then download in parallel ranges, and a download that was cut off resumes where it stopped.
+RANGED_READS: Final = "ranged_reads"
+#: Capability of a driver that copies an object inside the store (``copy_object``): an
+#: update then copies the files that did not change instead of uploading them again.
+SERVER_SIDE_COPY: Final = "server_side_copy"
 
 
 def _normalise_name(value: str) -> str:

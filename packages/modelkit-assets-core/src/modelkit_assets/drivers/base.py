@@ -19,7 +19,8 @@ import abc
 import functools
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, ClassVar, Protocol
 
 from .. import errors
@@ -99,6 +100,10 @@ class StorageDriver(abc.ABC):
         """Whether create-only and compare-and-swap writes are atomic on this store."""
         return CONDITIONAL_WRITES in self.capabilities
 
+    def supports(self, capability: str) -> bool:
+        """Whether the driver declares ``capability`` (see :mod:`modelkit_assets.records`)."""
+        return capability in self.capabilities
+
     # -- the interface every driver implements -------------------------------------------------
 
     @abc.abstractmethod
@@ -134,6 +139,50 @@ class StorageDriver(abc.ABC):
     ) -> FileDigest:
         """Optional: :meth:`download_object_with_digest` in one pass, the bytes hashed on their
         way in (or as the driver measured to be fastest)."""
+        raise NotImplementedError
+
+    def read_range(self, object_name: str, start: int, end: int) -> Iterator[bytes]:
+        """Optional (capability ``ranged_reads``): the bytes ``[start, end)`` of the object, as
+        chunks of at most 1 MiB. Raise ObjectDoesNotExistError if it is absent; a body that
+        breaks off raises StorageUnavailableError (the caller asks again from the first byte it
+        did not get). The core downloads large files in parallel ranges through it, and resumes
+        a download that was cut off."""
+        raise NotImplementedError
+
+    def download_many(
+        self, jobs: Sequence[tuple[str, str]], algorithm: str, max_workers: int
+    ) -> Iterator[tuple[int, FileDigest | BaseException]]:
+        """Download each ``(object_name, destination_path)`` of ``jobs``; yield ``(index, size
+        and digest of the bytes written)``, or ``(index, error)``, as each one finishes, in any
+        order. Every job is tried: one failure does not stop the others.
+
+        The core hands the small files of a fetch over in one call, so that a driver with a
+        cheaper way to run many requests at once (an async engine) can take it. This default
+        runs :meth:`download_object_with_digest` on ``max_workers`` threads.
+        """
+        return _on_threads(
+            lambda job: self.download_object_with_digest(job[0], job[1], algorithm),
+            jobs,
+            max_workers,
+        )
+
+    def create_many(
+        self, jobs: Sequence[tuple[bytes, str, str]], max_workers: int
+    ) -> Iterator[tuple[int, BaseException | None]]:
+        """Create each ``(data, object_name, file_path)`` of ``jobs`` only if absent (see
+        :meth:`create_object_from_bytes`); yield ``(index, None)``, or ``(index, error)``
+        (ObjectAlreadyExistsError included), as each one finishes, in any order. Every job is
+        tried. This default runs :meth:`create_object_from_bytes` on ``max_workers`` threads.
+        """
+        return _on_threads(
+            lambda job: self.create_object_from_bytes(job[0], job[1], job[2]), jobs, max_workers
+        )
+
+    def copy_object(self, source_name: str, object_name: str) -> None:
+        """Optional (capability ``server_side_copy``): create ``object_name`` as a copy of
+        ``source_name`` inside the store, only if no object has that name (else raise
+        ObjectAlreadyExistsError); ObjectDoesNotExistError if the source is missing. An update
+        copies the files that did not change since the previous version through it."""
         raise NotImplementedError
 
     @abc.abstractmethod
@@ -244,6 +293,29 @@ class StorageDriver(abc.ABC):
             with open(path, "wb") as f:
                 f.write(data)
             self.upload_object(path, object_name)
+
+
+def _on_threads(
+    call: Callable[[Any], Any], jobs: Sequence[Any], max_workers: int
+) -> Iterator[tuple[int, Any]]:
+    """``(index, call(job))`` or ``(index, error)`` for every job, as each finishes; one job
+    runs on the calling thread, without a pool."""
+    if len(jobs) <= 1 or max_workers <= 1:
+        for index, job in enumerate(jobs):
+            try:
+                yield index, call(job)
+            except Exception as exc:
+                yield index, exc
+        return
+    with ThreadPoolExecutor(min(max_workers, len(jobs)), "modelkit-assets-io") as pool:
+        futures = {pool.submit(call, job): index for index, job in enumerate(jobs)}
+        try:
+            for future in as_completed(futures):
+                error = future.exception()
+                yield futures[future], error if error is not None else future.result()
+        finally:  # the caller stopped early (an error, ^C): start nothing more
+            for future in futures:
+                future.cancel()
 
 
 @functools.lru_cache(maxsize=256)

@@ -93,6 +93,20 @@ class StorageDriverConformance:
         with pytest.raises(errors.ObjectDoesNotExistError):
             driver.download_object_with_digest(f"{prefix}/missing", str(tmp_path / "m"))
 
+    def test_download_many(self, driver: StorageDriver, prefix: str, tmp_path: Path) -> None:
+        contents = [os.urandom(size) for size in (0, 1, 10_000, 70_000)]
+        jobs = []
+        for index, data in enumerate(contents):
+            driver.upload_object(self._file(tmp_path, data), f"{prefix}/many/{index}")
+            jobs.append((f"{prefix}/many/{index}", str(tmp_path / f"out-{index}")))
+        jobs.append((f"{prefix}/many/missing", str(tmp_path / "out-missing")))
+        outcomes = dict(driver.download_many(jobs, "blake3", 4))
+        assert sorted(outcomes) == list(range(len(jobs)))
+        for index, data in enumerate(contents):
+            assert outcomes[index] == FileDigest(len(data), blake3.blake3(data).hexdigest())
+            assert (tmp_path / f"out-{index}").read_bytes() == data
+        assert isinstance(outcomes[len(contents)], errors.ObjectDoesNotExistError)
+
     def test_exists(self, driver: StorageDriver, prefix: str, tmp_path: Path) -> None:
         assert not driver.exists(f"{prefix}/x")
         driver.upload_object(self._file(tmp_path, b"x"), f"{prefix}/x")
@@ -178,6 +192,23 @@ class StorageDriverConformance:
             conditional.create_object_from_bytes(b"other", name, self._file(tmp_path, b"other"))
         conditional.download_object(name, str(tmp_path / "out"))
         assert (tmp_path / "out").read_bytes() == data
+
+    def test_create_many_refuses_to_overwrite(
+        self, conditional: StorageDriver, prefix: str, tmp_path: Path
+    ) -> None:
+        conditional.create_object_from_bytes(
+            b"first", f"{prefix}/m/0", self._file(tmp_path, b"first")
+        )
+        jobs = [
+            (data, f"{prefix}/m/{index}", self._file(tmp_path, data, f"f{index}"))
+            for index, data in enumerate([b"second", b"", os.urandom(50_000)])
+        ]
+        outcomes = dict(conditional.create_many(jobs, 4))
+        assert isinstance(outcomes[0], errors.ObjectAlreadyExistsError)
+        assert outcomes[1] is None
+        assert outcomes[2] is None
+        for index, expected in enumerate([b"first", b"", jobs[2][0]]):
+            assert conditional.read_object(f"{prefix}/m/{index}")[0] == expected
 
     @pytest.mark.parametrize("size", [0, 3 * 1024 * 1024 + 1])
     def test_create_object_with_progress_reports_every_byte_once(
