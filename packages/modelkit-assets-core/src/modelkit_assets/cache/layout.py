@@ -34,10 +34,10 @@ from typing import Final, TypeVar
 
 import filelock
 
-from . import errors
-from .background import periodically, tree_size
-from .paths import safe_join
-from .versioning.base import AssetsVersioningSystem
+from .. import errors
+from ..background import periodically, tree_size
+from ..paths import safe_join
+from ..versioning.base import AssetsVersioningSystem
 
 SUCCESS: Final = ".SUCCESS"
 _TMP: Final = ".tmp-"
