@@ -3,6 +3,7 @@ every byte lands at its offset, broken ranges resume where they stopped, one fai
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -152,3 +153,22 @@ def test_one_failure_stops_the_other_ranges(tmp_path: Path) -> None:
     # At most the ranges already running when 10 failed: the caller's and the workers' first.
     assert 10 in started
     assert set(started) <= {0, 10, 20}
+
+
+def test_the_local_driver_reads_ranges_in_chunks_of_at_most_one_mib(tmp_path: Path) -> None:
+    from modelkit_assets.drivers.local import LocalStorageDriver
+    from modelkit_assets.records import RANGED_READS
+
+    (tmp_path / "bucket" / "p").mkdir(parents=True)
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    (tmp_path / "bucket" / "p" / "o").write_bytes(data)
+    driver = LocalStorageDriver(str(tmp_path / "bucket"))
+    assert driver.supports(RANGED_READS)
+    chunks = list(driver.read_range("p/o", 3, len(data)))
+    assert b"".join(chunks) == data[3:]
+    assert max(len(c) for c in chunks) <= 1024 * 1024
+    assert b"".join(driver.read_range("p/o", 10, 20)) == data[10:20]
+    assert b"".join(driver.read_range("p/o", len(data) - 2, len(data) + 10)) == data[-2:]
+    for missing in ("p/nope", "p"):
+        with pytest.raises(errors.ObjectDoesNotExistError):
+            list(driver.read_range(missing, 0, 1))

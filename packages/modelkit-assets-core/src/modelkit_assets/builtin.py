@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .hookspecs import hookimpl
-from .records import CONDITIONAL_WRITES, StorageDriverPlugin, VersioningSystemPlugin
+from .records import CONDITIONAL_WRITES, RANGED_READS, StorageDriverPlugin, VersioningSystemPlugin
 
 
 @hookimpl
@@ -13,7 +13,7 @@ def modelkit_assets_storage_drivers() -> Iterator[StorageDriverPlugin]:
     yield StorageDriverPlugin(
         name="local",
         driver="modelkit_assets.drivers.local:LocalStorageDriver",
-        capabilities={CONDITIONAL_WRITES},
+        capabilities={CONDITIONAL_WRITES, RANGED_READS},
         description="a local folder used as the bucket",
     )
 

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Final
@@ -30,7 +31,7 @@ from ..hashing import KERNEL_COPY, copy_file_with_digest
 from ..meta import FileDigest
 from ..paths import check_relative_part
 from ..progress import ignore_bytes
-from ..records import CONDITIONAL_WRITES
+from ..records import CONDITIONAL_WRITES, RANGED_READS
 from .base import StagedFile, StorageDriver
 
 #: Suffixes of this driver's own bookkeeping files, never listed as objects.
@@ -38,6 +39,8 @@ _LOCK_SUFFIX: Final = ".modelkit-lock"
 _TMP_MARK: Final = ".modelkit-tmp-"
 #: Folder of the bucket where large files of a push are copied before its claim.
 _STAGING: Final = ".modelkit-staging"
+#: Largest chunk :meth:`LocalStorageDriver.read_range` returns (the interface's bound).
+_RANGE_CHUNK: Final = 1024 * 1024
 #: Bytes copied between two progress reports.
 _REPORT_CHUNK: Final = 8 * 1024 * 1024
 #: Whether file paths are '/'-separated, as object names are.
@@ -115,7 +118,7 @@ class LocalStorageDriver(StorageDriver):
     """Objects are files under the bucket folder; '/' in names becomes sub-folders."""
 
     provider_name = "local"
-    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES, RANGED_READS})
     #: Copies on a local disk wait on the kernel, not on a network: more threads only contend
     #: for the GIL and the folder's lock (1000 x 10 KiB files, medians of 5: fetch 277 ms on one
     #: thread against 320 ms on two; 16 was a third slower again). Set
@@ -256,6 +259,26 @@ class LocalStorageDriver(StorageDriver):
             raise errors.ObjectDoesNotExistError("local", self.bucket, object_name) from None
         with source, open(destination_path, "wb") as target:
             return copy_file_with_digest(source, target, algorithm)
+
+    def read_range(self, object_name: str, start: int, end: int) -> Iterator[bytes]:
+        """Positioned reads of at most 1 MiB each, so that a resumed or ranged download
+        costs the same memory here as on a network store."""
+        try:
+            fd = os.open(self._path(object_name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except (FileNotFoundError, NotADirectoryError):
+            raise errors.ObjectDoesNotExistError("local", self.bucket, object_name) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder opens for reading too
+                raise errors.ObjectDoesNotExistError("local", self.bucket, object_name)
+            offset = start
+            while offset < end:
+                chunk = os.pread(fd, min(_RANGE_CHUNK, end - offset), offset)
+                if not chunk:
+                    return  # the object is shorter than asked for: the caller sees a short range
+                offset += len(chunk)
+                yield chunk
+        finally:
+            os.close(fd)
 
     def delete_object(self, object_name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
