@@ -3,6 +3,7 @@ every byte lands at its offset, broken ranges resume where they stopped, one fai
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelkit_assets import errors
-from modelkit_assets.ranged import ShortRangeError, download_in_ranges
+from modelkit_assets.ranged import (
+    ShortRangeError,
+    download_in_ranges,
+    fill_ranges,
+    missing_ranges,
+    split_ranges,
+)
 
 
 class Broken(Exception):
@@ -172,3 +179,57 @@ def test_the_local_driver_reads_ranges_in_chunks_of_at_most_one_mib(tmp_path: Pa
     for missing in ("p/nope", "p"):
         with pytest.raises(errors.ObjectDoesNotExistError):
             list(driver.read_range(missing, 0, 1))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    size=st.integers(0, 120),
+    written=st.lists(st.tuples(st.integers(0, 130), st.integers(0, 40)), max_size=8),
+)
+def test_missing_ranges_are_exactly_the_bytes_no_written_range_covers(
+    size: int, written: list[tuple[int, int]]
+) -> None:
+    ranges = [(start, start + length) for start, length in written]
+    covered = {i for start, end in ranges for i in range(start, end)}
+    missing = missing_ranges(ranges, size)
+    assert [i for start, end in missing for i in range(start, end)] == [
+        i for i in range(size) if i not in covered
+    ]
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(missing))  # disjoint, not touching
+
+
+def test_filling_the_missing_ranges_completes_a_file_and_reports_what_landed(
+    tmp_path: Path, pool: ThreadPoolExecutor
+) -> None:
+    """A resumed download: the kept bytes stay as they are (never asked for again), the
+    missing ones are written where they belong, and each write is reported."""
+    data = os.urandom(1000)
+    path = tmp_path / "partial"
+    kept = [(0, 130), (400, 420), (990, 1000)]
+    content = bytearray(1000)
+    for start, end in kept:
+        content[start:end] = data[start:end]
+    path.write_bytes(bytes(content))
+    store = Store(data, chunk=7, part_size=1000)
+    landed: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def on_written(start: int, end: int) -> None:
+        with lock:
+            landed.append((start, end))
+
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        fill_ranges(
+            fd,
+            split_ranges(missing_ranges(kept, 1000), 64),
+            store.read,
+            pool,
+            on_written=on_written,
+        )
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data
+    assert missing_ranges(kept + landed, 1000) == []
+    assert sum(end - start for start, end in landed) == 1000 - 160
+    assert all(not (s < 130 or 400 <= s < 420 or s >= 990) for s, _ in store.requests)

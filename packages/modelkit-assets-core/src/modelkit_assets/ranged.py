@@ -10,14 +10,16 @@ funnels every 256 KiB chunk of every range through one I/O thread: 256 MiB from 
 A range whose body breaks off is asked for again from the first byte not yet written, up to
 ``attempts`` times in all; the first failure that is not retried stops the other ranges at
 their next chunk (ranges not started yet are never asked for) and is raised once they have
-stopped. The caller removes the file then.
+stopped. The caller removes the file then, or, for a resumable download (:func:`fill_ranges`
+with ``on_written``, see :mod:`modelkit_assets.cache.download`), keeps it with the log of the
+ranges that did land, and asks later for the others only (:func:`missing_ranges`).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, wait
 from typing import Final
 
@@ -57,40 +59,92 @@ def download_in_ranges(
     rest. Errors in ``retry_on``, and a range that ends early, send the range again from where
     it stopped.
     """
-    stop = threading.Event()
     fd = os.open(destination_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     try:
         os.ftruncate(fd, size)  # the ranges fill a file of the right size, in any order
-
-        def write(start: int, chunks: Iterable[bytes] | None = None) -> None:
-            if stop.is_set():
-                raise _Stopped  # a range has failed: do not even ask for this one
-            end = min(start + part_size, size)
-            try:
-                _write_range(fd, start, end, read_range, chunks, retry_on, attempts, stop)
-            except _Stopped:
-                raise
-            except BaseException:
-                stop.set()  # at once, not when the caller gets to this range's future
-                raise
-
-        futures: list[Future[None]] = [
-            pool.submit(write, start) for start in range(part_size, size, part_size)
-        ]
-        try:
-            write(0, first_part)
-            for future in futures:
-                future.result()
-        except BaseException as exc:
-            stop.set()
-            for future in futures:
-                future.cancel()
-            wait(futures)
-            if isinstance(exc, _Stopped):
-                raise _first_failure(futures) from None
-            raise
+        fill_ranges(
+            fd,
+            split_ranges([(0, size)], part_size),
+            read_range,
+            pool,
+            first_part=first_part,
+            retry_on=retry_on,
+            attempts=attempts,
+        )
     finally:
         os.close(fd)
+
+
+def split_ranges(ranges: Iterable[tuple[int, int]], part_size: int) -> list[tuple[int, int]]:
+    """``ranges`` cut into pieces of at most ``part_size`` bytes, in order."""
+    return [
+        (start, min(start + part_size, end))
+        for first, end in ranges
+        for start in range(first, end, part_size)
+    ]
+
+
+def missing_ranges(written: Iterable[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """The ranges of ``[0, size)`` that none of the ``written`` ranges covers, in order."""
+    missing: list[tuple[int, int]] = []
+    position = 0
+    for start, end in sorted(r for r in written if r[0] < r[1]):
+        if start > position:
+            missing.append((position, min(start, size)))
+        position = max(position, end)
+        if position >= size:
+            break
+    if position < size:
+        missing.append((position, size))
+    return [(start, end) for start, end in missing if start < end]
+
+
+def fill_ranges(
+    fd: int,
+    ranges: Sequence[tuple[int, int]],
+    read_range: RangeReader,
+    pool: Executor,
+    *,
+    first_part: Iterable[bytes] | None = None,
+    on_written: Callable[[int, int], None] | None = None,
+    retry_on: tuple[type[BaseException], ...] = (),
+    attempts: int = 3,
+) -> None:
+    """Write each ``[start, end)`` of ``ranges`` into the open file ``fd`` at its offset, the
+    first on the calling thread (from ``first_part`` if given), the others on ``pool``.
+
+    ``on_written(start, end)`` is called, on the thread that wrote them, once the bytes
+    ``[start, end)`` are in the file: a resumable download logs them, so that a later attempt
+    asks only for what is still missing.
+    """
+    stop = threading.Event()
+
+    def write(start: int, end: int, chunks: Iterable[bytes] | None = None) -> None:
+        if stop.is_set():
+            raise _Stopped  # a range has failed: do not even ask for this one
+        try:
+            _write_range(fd, start, end, read_range, chunks, retry_on, attempts, stop, on_written)
+        except _Stopped:
+            raise
+        except BaseException:
+            stop.set()  # at once, not when the caller gets to this range's future
+            raise
+
+    if not ranges:
+        return
+    futures: list[Future[None]] = [pool.submit(write, *piece) for piece in ranges[1:]]
+    try:
+        write(*ranges[0], first_part)
+        for future in futures:
+            future.result()
+    except BaseException as exc:
+        stop.set()
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        if isinstance(exc, _Stopped):
+            raise _first_failure(futures) from None
+        raise
 
 
 def _first_failure(futures: list[Future[None]]) -> BaseException:
@@ -112,6 +166,7 @@ def _write_range(
     retry_on: tuple[type[BaseException], ...],
     attempts: int,
     stop: threading.Event,
+    on_written: Callable[[int, int], None] | None = None,
 ) -> None:
     offset = start
     retried: tuple[type[BaseException], ...] = (*retry_on, ShortRangeError)
@@ -124,7 +179,10 @@ def _write_range(
                     raise errors.StorageDriverError(
                         f"the store sent more than the {end - start} bytes asked for from {start}"
                     )
-                offset += _pwrite_all(fd, chunk, offset)
+                written = _pwrite_all(fd, chunk, offset)
+                if on_written is not None and written:
+                    on_written(offset, offset + written)
+                offset += written
             if offset >= end:
                 return
             raise ShortRangeError(
