@@ -37,9 +37,10 @@ def tree_bytes(root: Path | str) -> dict[str, bytes]:
 
 
 def leftovers(assets_dir: Path) -> list[str]:
-    """Temporary files a download left in the assets dir (there must be none after success)."""
+    """What a download left in the assets dir besides versions: debris (``.tmp-``), partial
+    downloads and their logs (there must be none after a success)."""
     return sorted(
         path.relative_to(assets_dir).as_posix()
         for path in assets_dir.rglob("*")
-        if ".tmp-" in path.name
+        if ".tmp-" in path.name or path.name.endswith(".partial") or path.parent.name == ".partials"
     )

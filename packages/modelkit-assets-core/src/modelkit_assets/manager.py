@@ -51,9 +51,10 @@ class AssetsManager:
         storage_provider: StorageProvider | None = None,
         versioning: str | type[AssetsVersioningSystem] | None = None,
     ) -> None:
-        self.assets_dir = os.path.abspath(assets_dir or environment.assets_dir())
         self.timeout = timeout if timeout is not None else environment.assets_timeout_s()
-        self.cache = AssetsCache(self.assets_dir, self.timeout)
+        self.cache = AssetsCache(assets_dir or environment.assets_dir(), self.timeout)
+        #: Where downloads go: the first folder of MODELKIT_ASSETS_DIR (see AssetsCache).
+        self.assets_dir = self.cache.assets_dir
         self._storage_provider = storage_provider
         #: Where downloads report their progress (the CLI draws a bar; the API stays silent).
         self.progress: TransferProgress = NO_PROGRESS
@@ -117,8 +118,9 @@ class AssetsManager:
             force = environment.storage_force_download()
         if parsed.is_version_complete and not force:
             assert parsed.version is not None
-            if self.cache.is_complete(parsed.name, parsed.version):  # the lock-free fast path
-                return self._info(parsed, parsed.version, from_cache=True)
+            found = self.cache.use(parsed.name, parsed.version)  # the lock-free fast path
+            if found is not None:
+                return self._info(parsed, parsed.version, from_cache=True, base=found)
         if self._unreachable is not None and time.monotonic() < self._unreachable[0]:
             fallback = self._local_fallback(parsed, self._unreachable[1])
             if fallback is not None:
@@ -189,31 +191,52 @@ class AssetsManager:
             raise errors.AssetDoesNotExistError(spec.name, spec.version) from None
 
     def _ensure_local(self, spec: AssetSpec, version: str, force: bool) -> dict[str, Any]:
-        if not force and self.cache.is_complete(spec.name, version):
-            return self._info(spec, version, from_cache=True)
+        """The info of ``spec`` at ``version``, downloaded first unless it is cached.
+
+        The version is held by this process from now on (see :mod:`.cache.holds`), then looked
+        for; a download resumes what an interrupted one left and clones the files other cached
+        versions have (not with ``force``: everything comes from the store again). After it,
+        ``MODELKIT_ASSETS_MAX_SIZE`` is enforced.
+        """
+        found = self.cache.use(spec.name, version)
+        if not force and found is not None:
+            return self._info(spec, version, from_cache=True, base=found)
         provider = self.storage_provider
         if provider is None:
             raise errors.LocalAssetDoesNotExistError(
                 f"{spec.name}:{version}", "no storage provider is configured to download it"
             )
+        from .cache.download import fetch_version
+        from .cache.prune import enforce_max_size
+
         with self.cache.download_lock(spec.name):
-            if not force and self.cache.is_complete(spec.name, version):
-                return self._info(spec, version, from_cache=True)
+            found = self.cache.locate(spec.name, version)
+            if not force and found is not None:
+                return self._info(spec, version, from_cache=True, base=found)
             clean_stale_downloads(self.cache, spec.name)
-            meta = self.cache.install(
-                spec.name,
-                version,
-                lambda target: provider.download_to(
-                    spec.name, version, target, progress=self.progress
-                ),
+            result = fetch_version(
+                provider, self.cache, spec.name, version, progress=self.progress, reuse=not force
             )
         logger.info("downloaded %s:%s", spec.name, version)
-        return self._info(spec, version, from_cache=False, meta=meta.to_public())
+        enforce_max_size(self.cache, keep=(spec.name, version))
+        info = self._info(spec, version, from_cache=False, meta=result.meta.to_public())
+        info.update(result.counts())
+        return info
 
     def _info(
-        self, spec: AssetSpec, version: str, from_cache: bool, meta: dict[str, Any] | None = None
+        self,
+        spec: AssetSpec,
+        version: str,
+        from_cache: bool,
+        meta: dict[str, Any] | None = None,
+        base: str | None = None,
     ) -> dict[str, Any]:
-        base = self.cache.asset_path(spec.name, version)
+        """The info dict of ``spec`` at ``version``, found at ``base`` (default: where the
+        cache has it, or will download it)."""
+        if base is None:
+            base = self.cache.locate(spec.name, version) or self.cache.asset_path(
+                spec.name, version
+            )
         info: dict[str, Any] = {
             "name": spec.name,
             "version": version,

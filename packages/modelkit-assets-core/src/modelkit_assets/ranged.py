@@ -173,8 +173,6 @@ def _write_range(
     for attempt in range(1, attempts + 1):
         try:
             for chunk in chunks if chunks is not None else read_range(offset, end):
-                if stop.is_set():
-                    raise _Stopped
                 if offset + len(chunk) > end:
                     raise errors.StorageDriverError(
                         f"the store sent more than the {end - start} bytes asked for from {start}"
@@ -183,6 +181,8 @@ def _write_range(
                 if on_written is not None and written:
                     on_written(offset, offset + written)
                 offset += written
+                if stop.is_set():  # after writing: a resumed download keeps the chunk received
+                    raise _Stopped
             if offset >= end:
                 return
             raise ShortRangeError(

@@ -42,9 +42,9 @@ from . import environment, errors
 from .drivers.base import StagedFile, StorageDriver
 from .meta import AssetMeta, FileDigest, dump_versions, parse_meta, parse_versions
 from .parallel import run_parallel
-from .paths import check_relative_part, safe_join
+from .paths import check_relative_part
 from .plugins import get_registry
-from .progress import NO_PROGRESS, HighWater, TransferProgress, watch_bytes
+from .progress import NO_PROGRESS, HighWater, TransferProgress
 from .retry import retry_transient
 from .source import LocalSource, SourceFile, scan_source
 from .spec import check_name, get_versioning_system
@@ -528,44 +528,15 @@ class StorageProvider:
     ) -> AssetMeta:
         """Download a version to ``target`` (a new file, or a new directory), checking every
         file against the sizes and hashes of its meta. ``target`` must not exist yet."""
-        meta = meta or self.read_meta(name, version)
-        parts = meta.contents if meta.is_directory else ("",)
-        destinations = {p: safe_join(target, p, "the meta") if p else target for p in parts}
-        if meta.is_directory:
-            os.makedirs(target)
-            for folder in sorted({os.path.dirname(d) for d in destinations.values()} - {target}):
-                os.makedirs(folder, exist_ok=True)  # once each, not once per file
-        progress.start(f"fetch {name}:{version}", meta.size or 0, len(parts))
+        from .cache import download
 
-        def fetch(part: str) -> None:
-            object_name = self._part_object_name(name, version, part)
-            destination = destinations[part]
-            expected = meta.digests.get(part)
-            if expected is None:  # a meta written by modelkit: nothing to check against
-                self._download(object_name, destination)
-            else:
-                actual = self._download(object_name, destination, expected.algorithm)
-                if actual != expected:
-                    raise errors.AssetIntegrityError(
-                        f"{name}:{version}" + (f"[{part}]" if part else ""),
-                        f"expected {expected}, got {actual}",
-                    )
-            progress.advance(files=1)
-
-        try:
-            with watch_bytes(target, progress):
-                run_parallel(fetch, parts, self.max_workers)
-        finally:
-            progress.finish()
-        return meta
+        return download.download_to(self, name, version, target, meta, progress)
 
     def download(self, name: str, version: str, destination: str) -> dict[str, Any]:
         """Download ``name:version`` to ``destination/name/version`` (as modelkit does)."""
-        from .cache import AssetsCache
+        from .cache import download
 
-        cache = AssetsCache(destination)
-        meta = cache.install(name, version, lambda target: self.download_to(name, version, target))
-        return {"path": cache.asset_path(name, version), "meta": meta.to_public()}
+        return download.download(self, name, version, destination)
 
 
 def make_driver(

@@ -1,0 +1,263 @@
+"""What the assets folders hold: complete versions, partial downloads, debris.
+
+A folder is scanned from its root: a directory with a ``.SUCCESS`` inside is a complete directory
+version (not descended into), a file with its ``.{version}.SUCCESS`` beside it a complete file
+version; ``.{version}.partial`` is a partial download, and names with ``.tmp-`` or ``.evicting``
+are debris of dead processes. Other folders are names (or name segments) and are descended
+into; files that are none of these (a user's own, looked up as local paths) are never
+listed, so never removed. ``.cache/`` is the cache's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+import attrs
+
+from .. import errors
+from ..background import tree_size
+from ..spec import check_name
+from ..versioning.base import AssetsVersioningSystem
+from .layout import CACHE_DIR, EVICTING, PARTIAL, SUCCESS, TMP, AssetsCache
+from .partial import PARTIALS
+from .records import VersionRecord, iter_record_paths, read_record
+
+#: Kinds of :class:`Entry`.
+VERSION: Final = "version"
+PARTIAL_DOWNLOAD: Final = "partial"
+DEBRIS: Final = "debris"
+
+
+@attrs.frozen
+class Entry:
+    """One thing in an assets folder."""
+
+    kind: str
+    name: str
+    #: The version (of a debris entry: the name it was made from).
+    version: str
+    path: str
+    #: The assets folder it is in, and whether that one is read-only (not the first).
+    root: str
+    read_only: bool
+    size: int
+    #: When it was last used (a partial download: last written), seconds since the epoch.
+    last_used: float
+    is_directory: bool = False
+    #: Its record (summary only), None for versions cached before records or by modelkit.
+    record: VersionRecord | None = None
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.version)
+
+
+def scan(cache: AssetsCache, roots: Iterable[str] | None = None) -> list[Entry]:
+    """Everything in ``roots`` (default: every folder of the cache), by name and version."""
+    entries: list[Entry] = []
+    for root in cache.tiers if roots is None else roots:
+        records = {(n, v): p for n, v, p in iter_record_paths(root)}
+        read_only = root != cache.assets_dir
+        entries.extend(_scan_folder(cache, root, root, "", records, read_only))
+    return sorted(entries, key=lambda e: (e.name, e.version, e.kind, e.root))
+
+
+def _scan_folder(
+    cache: AssetsCache,
+    root: str,
+    folder: str,
+    name: str,
+    records: dict[tuple[str, str], str],
+    read_only: bool,
+) -> Iterator[Entry]:
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    present = {e.name for e in entries}
+    for entry in entries:
+        if entry.name.startswith("."):
+            if name:
+                found = _dot_entry(cache, root, folder, name, entry, present, records, read_only)
+                if found is not None:
+                    yield found
+            continue
+        if not _is_dir(entry):
+            continue
+        marker = os.path.join(entry.path, SUCCESS)
+        if name and os.path.isfile(marker):
+            record = _record(records, name, entry.name)
+            yield _version(root, name, entry.name, entry.path, marker, True, record, read_only)
+        elif _is_name_segment(entry.name) and not (folder == root and entry.name == CACHE_DIR):
+            yield from _scan_folder(
+                cache,
+                root,
+                entry.path,
+                f"{name}/{entry.name}" if name else entry.name,
+                records,
+                read_only,
+            )
+
+
+def _dot_entry(
+    cache: AssetsCache,
+    root: str,
+    folder: str,
+    name: str,
+    entry: os.DirEntry[str],
+    present: set[str],
+    records: dict[tuple[str, str], str],
+    read_only: bool,
+) -> Entry | None:
+    """A file version (its marker), a partial download or debris, from a dot-name."""
+    text = entry.name[1:]
+    if text.endswith(SUCCESS) and text[: -len(SUCCESS)] in present:
+        version = text[: -len(SUCCESS)]
+        path = os.path.join(folder, version)
+        if os.path.isfile(path) and not os.path.islink(path):
+            record = _record(records, name, version)
+            return _version(root, name, version, path, entry.path, False, record, read_only)
+        return None
+    if text.endswith(PARTIAL):
+        version = text[: -len(PARTIAL)]
+        log = cache.internal_path(PARTIALS, name, version, ".log") if not read_only else ""
+        size = _allocated(entry.path) + _allocated(log)
+        used = max(_mtime(entry.path), _mtime(log))
+        return Entry(
+            PARTIAL_DOWNLOAD, name, version, entry.path, root, read_only, size, used, _is_dir(entry)
+        )
+    if TMP in text or text.endswith(EVICTING):
+        version = text.split(TMP, 1)[0].removesuffix(EVICTING)
+        size = tree_size([entry.path])[0]
+        return Entry(
+            DEBRIS,
+            name,
+            version,
+            entry.path,
+            root,
+            read_only,
+            size,
+            _mtime(entry.path),
+            _is_dir(entry),
+        )
+    return None
+
+
+def _version(
+    root: str,
+    name: str,
+    version: str,
+    path: str,
+    marker: str,
+    is_directory: bool,
+    record: VersionRecord | None,
+    read_only: bool,
+) -> Entry:
+    size = record.size if record is not None else tree_size([path])[0]
+    return Entry(
+        VERSION, name, version, path, root, read_only, size, _mtime(marker), is_directory, record
+    )
+
+
+def _record(records: dict[tuple[str, str], str], name: str, version: str) -> VersionRecord | None:
+    path = records.get((name, version))
+    return read_record(path, full=False) if path is not None else None
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _is_name_segment(segment: str) -> bool:
+    try:
+        check_name(segment)
+    except errors.InvalidNameError:
+        return False
+    return True
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime if path else 0.0
+    except OSError:
+        return 0.0
+
+
+def _allocated(path: str) -> int:
+    """Bytes on disk under ``path``: a file being filled in ranges is as large as the object
+    from its first write, but only its written blocks take room."""
+    if not path:
+        return 0
+    files = [path]
+    if os.path.isdir(path):
+        files = [os.path.join(d, f) for d, _, names in os.walk(path) for f in names]
+    total = 0
+    for file in files:
+        with contextlib.suppress(OSError):
+            stat = os.stat(file)
+            total += min(stat.st_size, getattr(stat, "st_blocks", 0) * 512 or stat.st_size)
+    return total
+
+
+def matching(
+    entries: Iterable[Entry], specs: Iterable[str], versioning: type[AssetsVersioningSystem]
+) -> list[Entry]:
+    """The entries that ``specs`` designate (all of them without specs): ``name`` (a glob
+    such as ``team/*`` too) for every version, ``name:version``, or ``name:1`` for every
+    version that the partial version designates."""
+    wanted = [_parse(spec) for spec in specs]
+    if not wanted:
+        return list(entries)
+    return [e for e in entries if any(_matches(e, n, v, versioning) for n, v in wanted)]
+
+
+def _parse(spec: str) -> tuple[str, str | None]:
+    name, _, version = spec.partition(":")
+    if not name or "[" in spec or (":" in spec and not version):
+        raise errors.InvalidAssetSpecError(spec, "give name, name:version or a glob of names")
+    return name, version or None
+
+
+def _matches(
+    entry: Entry, name: str, version: str | None, versioning: type[AssetsVersioningSystem]
+) -> bool:
+    if not (entry.name == name or fnmatch.fnmatchcase(entry.name, name)):
+        return False
+    if version is None or version == entry.version:
+        return True
+    try:
+        return versioning.matches(version, entry.version)
+    except Exception:  # a version of another system: no match
+        return False
+
+
+def find_complete(cache: AssetsCache, name: str, version: str) -> Entry | None:
+    """The complete ``name:version`` where the cache serves it from, with its full record."""
+    path = cache.locate(name, version)
+    if path is None:
+        return None
+    root = next(r for r in cache.tiers if path.startswith(os.path.join(r, "")))
+    is_directory = os.path.isdir(path)
+    folder = os.path.dirname(path)
+    marker = (
+        os.path.join(path, SUCCESS)
+        if is_directory
+        else os.path.join(folder, f".{version}{SUCCESS}")
+    )
+    from .records import record_path
+
+    record = read_record(record_path(root, name, version))
+    return _version(
+        root, name, version, path, marker, is_directory, record, root != cache.assets_dir
+    )

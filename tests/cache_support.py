@@ -1,0 +1,108 @@
+"""Fixtures and helpers of the managed-cache tests (tests/test_cache*.py).
+
+``cached_store`` is a store configured through the environment, like ``store_env``, but on the
+backends a test names (``@pytest.mark.parametrize("cached_store", ["local", "gcs"],
+indirect=True)``) instead of all of them: most cache behaviour is the core's, the same on every
+driver, and one network store next to the local one shows it there too.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelkit_assets import StorageProvider, errors
+from tests.conftest import StoreEnv
+from tests.servers import Backend
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def cached_store(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> StoreEnv:
+    backend_id = getattr(request, "param", "local")
+    backend: Backend = request.getfixturevalue(f"{backend_id.replace('-', '_')}_backend")
+    assets_dir = tmp_path / "assets"
+    assets_dir.mkdir()
+    store = StoreEnv(backend, f"test-{uuid.uuid4().hex[:12]}", assets_dir)
+    for key, value in store.env.items():
+        monkeypatch.setenv(key, value)
+    return store
+
+
+class Recorder:
+    """A TransferProgress that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.files = 0
+        self.advanced = 0
+        self.files_done = 0
+        self._lock = threading.Lock()
+
+    def start(self, description: str, total_bytes: int, total_files: int) -> None:
+        self.total, self.files = total_bytes, total_files
+
+    def advance(self, nbytes: int = 0, files: int = 0) -> None:
+        with self._lock:
+            self.advanced += nbytes
+            self.files_done += files
+
+    def finish(self) -> None:
+        pass
+
+
+def break_ranges_after(
+    store: StorageProvider, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> dict[str, int]:
+    """Make the store's ranged reads (replacing any earlier fault) break off (StorageUnavailableError) once ``limit`` bytes
+    have been read in all, as a lost network would; returns the counts of bytes read."""
+    real = functools.partial(type(store.driver).read_range, store.driver)
+    counts = {"bytes": 0, "requests": 0}
+    lock = threading.Lock()
+
+    def read_range(object_name: str, start: int, end: int) -> Iterator[bytes]:
+        with lock:
+            counts["requests"] += 1
+        for chunk in real(object_name, start, end):
+            with lock:
+                if counts["bytes"] >= limit:
+                    raise errors.StorageUnavailableError(store.provider, "injected: cut off")
+                counts["bytes"] += len(chunk)
+            yield chunk
+
+    monkeypatch.setattr(store.driver, "read_range", read_range)
+    return counts
+
+
+def count_downloads(
+    store: StorageProvider, monkeypatch: pytest.MonkeyPatch, fail_after: int | None = None
+) -> dict[str, Any]:
+    """Count the objects ``download_many`` fetches whole (and fail every one after the first
+    ``fail_after`` with StorageUnavailableError)."""
+    real: Callable[..., Any] = functools.partial(
+        type(store.driver).download_object_with_digest, store.driver
+    )
+    seen: dict[str, Any] = {"objects": [], "bytes": 0}
+    lock = threading.Lock()
+
+    def download(object_name: str, destination: str, algorithm: str) -> Any:
+        with lock:
+            if fail_after is not None and len(seen["objects"]) >= fail_after:
+                raise errors.StorageUnavailableError(store.provider, "injected: down")
+            seen["objects"].append(object_name)
+        digest = real(object_name, destination, algorithm)
+        with lock:
+            seen["bytes"] += digest.size
+        return digest
+
+    monkeypatch.setattr(store.driver, "download_object_with_digest", download)
+    return seen
