@@ -75,7 +75,7 @@ class AssetsCache:
             return True
         return os.path.isfile(file_marker) and os.path.isfile(self.asset_path(name, version))
 
-    def local_versions(self, name: str, versioning: type[AssetsVersioningSystem]) -> list[str]:
+    def local_versions(self, name: str, versioning: AssetsVersioningSystem) -> list[str]:
         """Complete local versions of ``name``, latest first."""
         try:
             entries = os.listdir(self.asset_folder(name))
@@ -84,7 +84,7 @@ class AssetsCache:
         versions = [
             e
             for e in entries
-            if versioning.check_version_valid(e)
+            if versioning.is_version_valid(e)
             and versioning.is_version_complete(e)
             and self.is_complete(name, e)
         ]
