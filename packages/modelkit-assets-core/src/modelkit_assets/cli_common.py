@@ -60,8 +60,12 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _context_state() -> dict[str, Any]:
+    """The state the commands of one invocation share (verbosity, what is being done)."""
     ctx = click.get_current_context(silent=True)
-    return (ctx.find_object(dict) or {}) if ctx is not None else {}
+    if ctx is None:
+        return {}
+    state: dict[str, Any] = ctx.ensure_object(dict)
+    return state
 
 
 def doing(what: str) -> None:

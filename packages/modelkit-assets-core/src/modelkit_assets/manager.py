@@ -350,7 +350,7 @@ class AssetsManager:
                     return True  # the asset's folder of versions itself
                 name, version = "/".join(segments[:depth]), segments[depth]
                 return version.startswith(".") or not self.cache.is_complete(name, version)
-        return False
+        return os.path.isdir(path) and _holds_assets(path)
 
     def _local_path(self, text: str) -> dict[str, Any]:
         """The info of a local path, or the spec error that ``text`` raises."""
@@ -363,13 +363,17 @@ class AssetsManager:
 
 def _holds_versions(folder: str) -> bool:
     """Whether ``folder`` is an asset's folder of cached versions: it has a SUCCESS marker of a
-    file version, a version folder with its marker, or a download in progress."""
+    file version, a version folder with its marker, a download in progress, or an entry named
+    as a version (complete or not)."""
     try:
         entries = list(os.scandir(folder))
     except (NotADirectoryError, FileNotFoundError, PermissionError):
         return False
+    systems = installed_systems()
     for entry in entries:
         name = entry.name
+        if any(s.is_version_valid(name) and s.is_version_complete(name) for s in systems):
+            return True
         if name.startswith(".") and (
             name.endswith(".SUCCESS") or ".tmp-" in name or name.endswith(".partial")
         ):
@@ -378,4 +382,13 @@ def _holds_versions(folder: str) -> bool:
             os.path.join(entry.path, ".SUCCESS")
         ):
             return True
+    return False
+
+
+def _holds_assets(folder: str) -> bool:
+    """Whether an asset's folder of versions lies somewhere under ``folder`` (a category)."""
+    for current, subfolders, _ in os.walk(folder):
+        if current != folder and _holds_versions(current):
+            return True
+        subfolders[:] = [s for s in subfolders if not s.startswith(".")]
     return False
