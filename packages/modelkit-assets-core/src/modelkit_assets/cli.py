@@ -84,7 +84,7 @@ def _print_listing(provider: str, bucket: str, prefix: str, rows: list[dict[str,
 
     table = Table(title=f"{provider} {bucket} / {prefix}")
     for column in ("name", "versions", "latest", "pushed"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # wrapped, never cut: versions are data
     for row in rows:
         if row["error"]:
             table.add_row(row["name"], "(unreadable .versions)", "-", "-")
