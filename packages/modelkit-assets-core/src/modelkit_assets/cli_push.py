@@ -66,6 +66,12 @@ def _describe(source: LocalSource, shown_path: str, plan: PushPlan) -> None:
     click.echo(f"Asset:       {plan.name}:{plan.version}", err=True)
     if plan.resumes:
         click.echo(f"Resuming:    {plan.resumes}", err=True)
+    if plan.reused_files:
+        click.echo(
+            f"Unchanged:   {plan.reused_files} files ({human_size(plan.reused_bytes)}) copied "
+            f"from {plan.name}:{plan.base_version} inside the store, not uploaded",
+            err=True,
+        )
     click.echo(f"Destination: {plan.uri}", err=True)
 
 
@@ -108,8 +114,8 @@ def _report(plan: PushPlan, as_json: bool) -> None:
                 "dry_run": plan.dry_run,
                 "files": len(source.files),
                 "bytes": source.size,
-                "reused_files": getattr(plan, "reused_files", 0),
-                "reused_bytes": getattr(plan, "reused_bytes", 0),
+                "reused_files": plan.reused_files,
+                "reused_bytes": plan.reused_bytes,
                 "resumed": plan.resumes is not None,
                 "planned_version": plan.planned_version,
             }

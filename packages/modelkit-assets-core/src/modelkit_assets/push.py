@@ -44,6 +44,7 @@ from .drivers.base import StagedFile
 from .meta import AssetMeta, FileDigest, dump_index
 from .parallel import run_parallel
 from .progress import NO_PROGRESS, HighWater, TransferProgress
+from .records import SERVER_SIDE_COPY
 from .source import LocalSource, SourceFile
 from .spec import registered_name
 from .versioning.base import AssetsVersioningSystem
@@ -69,6 +70,11 @@ class PushPlan:
     skipped: tuple[tuple[str, str], ...] = ()
     #: The version the plan shown before the push named, when the push had to take another.
     planned_version: str | None = None
+    #: The previous version whose unchanged files are copied inside the store (issue 20).
+    base_version: str | None = None
+    #: Files (and their bytes) copied from ``base_version`` instead of uploaded.
+    reused_files: int = 0
+    reused_bytes: int = 0
 
 
 def source_meta(source: LocalSource) -> AssetMeta:
@@ -133,13 +139,14 @@ class Pusher:
             self.check_not_nested(name, candidate)
             state, reason = self.inspect(name, candidate, meta, exclusive=True, index=index)
             if state != "taken":
-                return self._plan(
+                plan = self._plan(
                     source,
                     name,
                     candidate,
                     resumes=reason if state == "resume" else None,
                     skipped=tuple(skipped),
                 )
+                return self.with_base(plan, self.base_version(index, version, bump_major))
             skipped.append((candidate, reason or "taken"))
 
     def _plan(
@@ -152,6 +159,50 @@ class Pusher:
     ) -> PushPlan:
         uri = self.store.get_object_uri(name, version)
         return PushPlan(name, version, source, uri, False, resumes, skipped)
+
+    @staticmethod
+    def base_version(index: AssetIndex, version: str | None, bump_major: bool) -> str | None:
+        """The version an update builds on: the latest of the major it bumps, else the latest."""
+        if not index.versions:
+            return None
+        if version is not None and not bump_major:
+            try:
+                return index.system.get_latest_partial_version(version, index.versions)
+            except errors.AssetDoesNotExistError:
+                return None
+        return index.versions[0]
+
+    def with_base(self, plan: PushPlan, base_version: str | None) -> PushPlan:
+        """``plan`` with the files it copies from ``base_version`` counted (none when the driver
+        cannot copy inside the store)."""
+        reuse = self.reusable(plan.name, base_version, plan.source)
+        sizes = {f.part: f.digest.size for f in plan.source.files}
+        return attrs.evolve(
+            plan,
+            base_version=base_version if reuse else None,
+            reused_files=len(reuse),
+            reused_bytes=sum(sizes[part] for part in reuse),
+        )
+
+    def reusable(self, name: str, base_version: str | None, source: LocalSource) -> dict[str, str]:
+        """``{part: object of base_version with the same size and digest}`` for the files an
+        update can copy inside the store instead of uploading them."""
+        if base_version is None or not self.driver.supports(SERVER_SIDE_COPY):
+            return {}
+        try:
+            base = self.store.read_meta(name, base_version)
+        except errors.AssetDoesNotExistError:
+            return {}
+        by_digest: dict[FileDigest, str] = {}
+        for base_part, digest in base.digests.items():
+            by_digest.setdefault(digest, base_part)
+        reuse: dict[str, str] = {}
+        for file in source.files:
+            same_name = base.digests.get(file.part) == file.digest
+            found = file.part if same_name else by_digest.get(file.digest)
+            if found is not None and file.part not in source.staged:
+                reuse[file.part] = self.store.part_object_name(name, base_version, found)
+        return reuse
 
     def increment(
         self,
@@ -359,11 +410,20 @@ class Pusher:
         self.store.pending_claim = None
         resumed = self.claim(name, version, meta, exclusive)
         self.store.pending_claim = (name, version)
+        base_version = plan.base_version if plan is not None else None
+        reuse = self.reusable(name, base_version, source)
         progress.start(f"push {name}:{version}", source.size, len(source.files))
         try:
+            small = [
+                f
+                for f in source.files
+                if f.content is not None and f.part not in reuse and f.part not in source.staged
+            ]
+            batched = {f.part for f in small}
+            left = self._create_small(small, name, version, progress)
             run_parallel(
-                lambda f: self._upload_file(f, name, version, progress, source.staged.get(f.part)),
-                source.files,
+                lambda f: self._store_file(f, name, version, progress, source, reuse),
+                [f for f in source.files if f.part not in batched] + left,
                 self.store.max_workers,
             )
         finally:
@@ -374,13 +434,72 @@ class Pusher:
             "pushed %s:%s (%d files, %d bytes)", name, version, len(source.files), source.size
         )
         shown = plan or self._plan(source, name, version)
+        sizes = {f.part: f.digest.size for f in source.files}
         return attrs.evolve(
             shown,
+            base_version=base_version if reuse else None,
+            reused_files=len(reuse),
+            reused_bytes=sum(sizes[part] for part in reuse),
             version=version,
             uri=self.store.get_object_uri(name, version),
             resumes=resumed if resumed != "taken over" else shown.resumes,
             planned_version=shown.version if shown.version != version else None,
         )
+
+    def _create_small(
+        self, files: list[SourceFile], name: str, version: str, progress: TransferProgress
+    ) -> list[SourceFile]:
+        """Create the small files whose bytes the push holds in one call of the driver
+        (:meth:`~modelkit_assets.drivers.base.StorageDriver.create_many`); the files that
+        failed, to go the way of every file (with its retries and checks)."""
+        if not files:
+            return []
+        jobs = [
+            (f.content or b"", self.store.part_object_name(name, version, f.part), f.path)
+            for f in files
+        ]
+        left = []
+        for index, error in self.driver.create_many(jobs, self.store.max_workers):
+            if error is None:
+                progress.advance(files[index].digest.size, files=1)
+            elif isinstance(error, errors.StorageDriverError):
+                left.append(files[index])  # present already, or a fault: checked, retried
+            else:
+                raise error
+        return left
+
+    def _store_file(
+        self,
+        file: SourceFile,
+        name: str,
+        version: str,
+        progress: TransferProgress,
+        source: LocalSource,
+        reuse: dict[str, str],
+    ) -> None:
+        """Copy the file from the previous version inside the store if it is unchanged, else
+        upload it."""
+        copied_from = reuse.get(file.part)
+        if copied_from is not None and self._copy_file(file, copied_from, name, version):
+            progress.advance(file.digest.size, files=1)
+            return
+        self._upload_file(file, name, version, progress, source.staged.get(file.part))
+
+    def _copy_file(self, file: SourceFile, source_name: str, name: str, version: str) -> bool:
+        """Create the object as a copy of ``source_name``; False when that object is gone (the
+        file is uploaded instead)."""
+        object_name = self.store.part_object_name(name, version, file.part)
+        try:
+            self.store.retry(lambda: self.driver.copy_object(source_name, object_name), object_name)
+        except errors.ObjectDoesNotExistError:
+            return False
+        except errors.ObjectAlreadyExistsError:
+            if self._remote_digest(object_name, file.digest.algorithm) != file.digest:
+                logger.warning(
+                    "replacing %s, left half-written by an interrupted push", object_name
+                )
+                self.store.retry(lambda: self._replace(file, object_name), object_name)
+        return True
 
     def _upload_file(
         self,

@@ -388,9 +388,13 @@ class StorageProvider:
         self._pusher.check_index(index)
         self._pusher.check_not_nested(name, version)
         with self._scanned(asset_path, dry_run, progress) as source:
+            plan = self._pusher.with_base(
+                self._pusher._plan(source, name, version),
+                index.versions[0] if index.versions else None,
+            )
             if dry_run:
-                return attrs.evolve(self._pusher._plan(source, name, version), dry_run=True)
-            return self._pusher.push(source, name, version, index.system, progress)
+                return attrs.evolve(plan, dry_run=True)
+            return self._pusher.push(source, name, version, index.system, progress, plan=plan)
 
     def update_next(
         self,
