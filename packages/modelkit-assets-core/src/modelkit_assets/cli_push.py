@@ -199,7 +199,7 @@ def new_command(
         return store.plan_new(source, spec.name, spec.version)
 
     def push(store: StorageProvider, source: LocalSource, plan: PushPlan) -> PushPlan:
-        return store.new(source, plan.name, plan.version, progress=progress_bar())
+        return store.new(source, plan.name, plan.version, progress=progress_bar(), plan=plan)
 
     _push(asset_path, storage_prefix, dry_run, yes, as_json, plan_of, push)
 

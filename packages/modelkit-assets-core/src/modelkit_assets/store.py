@@ -349,11 +349,13 @@ class StorageProvider:
         version: str | None = None,
         dry_run: bool = False,
         progress: TransferProgress = NO_PROGRESS,
+        plan: PushPlan | None = None,
     ) -> PushPlan:
-        """Create asset ``name`` at ``version`` (default: the system's initial version)."""
+        """Create asset ``name`` at ``version`` (default: the system's initial version), as
+        :meth:`plan_new` plans it (``plan``: one already shown to the user)."""
         check_name(name)
         with self._scanned(asset_path, dry_run, progress) as source:
-            plan = self._pusher.plan_new(
+            plan = plan or self._pusher.plan_new(
                 source, name, version or self.versioning.get_initial_version(), self.versioning
             )
             if dry_run:
