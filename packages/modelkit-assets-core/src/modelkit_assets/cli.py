@@ -26,7 +26,10 @@ from .cli_common import (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=epilog("modelkit assets --help", "modelkit assets fetch cat/model:1.2"),
+)
 @click.version_option(package_name="modelkit-assets-core", prog_name="modelkit")
 def modelkit_cli() -> None:
     """modelkit: versioned, immutable ML assets."""
