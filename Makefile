@@ -8,7 +8,7 @@ PACKAGES := $(wildcard packages/modelkit-assets-*)
 AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
 PYTEST_ARGS ?=
 
-.PHONY: demo test install lint bench bench-smoke clean
+.PHONY: demo test install lint bench bench-smoke dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,5 +51,11 @@ bench: install
 bench-smoke: install
 	$(BIN)/python bench/run.py --smoke
 
+# Wheels of the four distributions into dist/, for `pip install dist/*.whl` elsewhere.
+dist: $(BIN)/python
+	rm -rf dist
+	$(BIN)/python -m pip wheel -q --no-deps -w dist $(PACKAGES)
+	@ls dist
+
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache dist

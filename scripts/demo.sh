@@ -43,5 +43,9 @@ export MODELKIT_ASSETS_VERSIONING_SYSTEM=simple_date
 step "$MODELKIT" assets new "$work/weights.bin" demo/dated --yes
 step "$MODELKIT" assets update "$work/weights.bin" demo/dated --yes
 step "$MODELKIT" assets fetch demo/dated
+printf '\n\033[1m# one store, both systems: each asset keeps its own\033[0m\n'
+step "$MODELKIT" assets list
+step "$MODELKIT" assets update "$work/weights.bin" demo/model --yes
+step "$MODELKIT" assets info demo/model
 echo
 echo "demo complete"

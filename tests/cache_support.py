@@ -63,8 +63,9 @@ class Recorder:
 def break_ranges_after(
     store: StorageProvider, monkeypatch: pytest.MonkeyPatch, limit: int
 ) -> dict[str, int]:
-    """Make the store's ranged reads (replacing any earlier fault) break off (StorageUnavailableError) once ``limit`` bytes
-    have been read in all, as a lost network would; returns the counts of bytes read."""
+    """Make the store's ranged reads break off (StorageUnavailableError) once ``limit`` bytes
+    have been read in all, as a lost network would (replacing any earlier fault); returns the
+    counts of bytes read."""
     real = functools.partial(type(store.driver).read_range, store.driver)
     counts = {"bytes": 0, "requests": 0}
     lock = threading.Lock()

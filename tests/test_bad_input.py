@@ -40,7 +40,7 @@ def test_missing_source_path(local_store: Path, tmp_path: Path) -> None:
     "name", ["bad name!", "../escape", "/abs", "a/../b", "a//b", "_under", "trailing-", "C:\\x"]
 )
 def test_invalid_names(local_store: Path, asset_file: Path, name: str) -> None:
-    line = fails("new", str(asset_file), name, "--yes")
+    line = fails("new", str(asset_file), name, "--yes", code=2)
     assert "invalid" in line or "unsafe" in line
 
 
@@ -61,7 +61,7 @@ def test_update_unknown_asset_or_major(store_env: StoreEnv, asset_file: Path) ->
     ok("new", str(asset_file), "name", "--yes")
     line = fails("update", str(asset_file), "name:3", "--yes")
     assert "no major version 3" in line
-    assert "name:0.0" not in fails("update", str(asset_file), "name:0.0", "--yes")
+    assert "name:0.0" not in fails("update", str(asset_file), "name:0.0", "--yes", code=2)
 
 
 def test_fetch_unknown_asset_or_version(store_env: StoreEnv, asset_file: Path) -> None:
@@ -135,7 +135,7 @@ def test_corrupt_versions(store_env: StoreEnv, asset_file: Path, content: bytes)
     "spec", ["name:1.2.3.4", "name:1.x", "name:[broken", "name:", "name[a]]", "name:01"]
 )
 def test_malformed_specs(local_store: Path, spec: str) -> None:
-    line = fails("fetch", spec)
+    line = fails("fetch", spec, code=2)  # a usage error
     assert "invalid" in line
 
 
@@ -155,12 +155,13 @@ def test_unsafe_meta_contents_are_refused(store_env: StoreEnv, asset_file: Path)
 
 
 def test_unsafe_sub_part(local_store: Path) -> None:
-    assert "unsafe" in fails("fetch", "name:0.0[../../x]")
-    assert "unsafe" in fails("fetch", "name:0.0[/etc/passwd]")
+    assert "unsafe" in fails("fetch", "name:0.0[../../x]", code=2)
+    assert "unsafe" in fails("fetch", "name:0.0[C:/windows]", code=2)
 
 
 def test_invalid_prefix(local_store: Path, asset_file: Path) -> None:
-    assert "unsafe" in fails("new", str(asset_file), "name", "--storage-prefix", "../up", "--yes")
+    line = fails("new", str(asset_file), "name", "--storage-prefix", "../up", "--yes", code=2)
+    assert "unsafe" in line
 
 
 def test_usage_errors_exit_2(local_store: Path) -> None:
@@ -171,7 +172,7 @@ def test_usage_errors_exit_2(local_store: Path) -> None:
 
 
 def test_new_at_a_given_version(store_env: StoreEnv, asset_file: Path) -> None:
-    assert "complete version" in fails("new", str(asset_file), "name:1", "--yes")
+    assert "complete version" in fails("new", str(asset_file), "name:1", "--yes", code=2)
     assert "name:2.3" in ok("new", str(asset_file), "name:2.3", "--yes").stdout
     assert StorageProvider().get_versions_info("name") == ["2.3"]
 

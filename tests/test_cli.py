@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 import uuid
@@ -217,3 +218,14 @@ def test_help_imports_nothing_heavy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert "HEAVY []" in result.stderr
+
+
+def test_every_help_ends_with_examples() -> None:
+    from click.testing import CliRunner
+
+    from modelkit_assets.cli import assets_cli, modelkit_cli
+
+    for args in ([], ["assets"], *(["assets", name] for name in assets_cli.commands)):
+        result = CliRunner().invoke(modelkit_cli, [*args, "--help"])
+        assert result.exit_code == 0, args
+        assert re.search(r"Examples:\n +modelkit ", result.stdout), args

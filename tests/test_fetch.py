@@ -49,6 +49,8 @@ def test_pre_downloaded_mode_uses_the_newest_local_version(
 def test_local_paths_resolve_against_assets_dir_then_cwd_then_absolute(
     store_env: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Only strings that are not specs, or pre-downloaded mode, look up local paths: with a
+    provider configured, a spec names an asset of the store (DESIGN section 5)."""
     (store_env.assets_dir / "some").mkdir()
     (store_env.assets_dir / "some" / "file.txt").write_text("in assets dir")
     elsewhere = tmp_path / "cwd"
@@ -56,13 +58,17 @@ def test_local_paths_resolve_against_assets_dir_then_cwd_then_absolute(
     (elsewhere / "local.bin").write_text("in cwd")
     monkeypatch.chdir(elsewhere)
     manager = AssetsManager()
-    assert manager.fetch_asset("some/file.txt") == str(store_env.assets_dir / "some" / "file.txt")
-    assert manager.fetch_asset("local.bin") == str(elsewhere / "local.bin")
+    with pytest.raises(errors.ObjectDoesNotExistError):
+        manager.fetch_asset("some/file.txt")  # a spec: the store has no such asset
     absolute = tmp_path / "abs file.txt"
     absolute.write_text("x")
-    assert manager.fetch_asset(str(absolute)) == str(absolute)
+    assert manager.fetch_asset(str(absolute)) == str(absolute)  # not a spec: a path
     monkeypatch.delenv("MODELKIT_STORAGE_PROVIDER")
-    assert AssetsManager().fetch_asset("some/file.txt").endswith("file.txt")
+    predownloaded = AssetsManager()
+    assert predownloaded.fetch_asset("some/file.txt") == str(
+        store_env.assets_dir / "some" / "file.txt"
+    )
+    assert predownloaded.fetch_asset("local.bin") == str(elsewhere / "local.bin")
 
 
 def test_a_version_without_its_success_marker_is_downloaded_again(

@@ -216,3 +216,27 @@ def test_core_extras_pull_each_backend_distribution() -> None:
     assert not any(
         "boto" in r or "google" in r or "azure" in r for r in requires if "extra" not in r
     )
+
+
+REENTRANT_PLUGIN = """
+from modelkit_assets import StorageDriverPlugin, StorageProvider, hookimpl
+
+
+@hookimpl
+def modelkit_assets_storage_drivers():
+    StorageProvider(provider="local", bucket="/")  # uses the registry being built
+    yield StorageDriverPlugin(name="reentrant", driver="x:Y")
+"""
+
+
+def test_a_plugin_calling_back_during_discovery_is_reported_in_one_line(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_plugin(site, "reentrant-plugin", "reentrant_plugin", REENTRANT_PLUGIN)
+    registry = get_registry()  # no RecursionError
+    assert "reentrant" not in registry.drivers
+    assert "local" in registry.drivers
+    (broken,) = registry.broken
+    assert "while plugins were being discovered" in broken.error
+    assert "modelkit_assets.builtin" not in broken.error
+    assert "\n" not in broken.error

@@ -31,7 +31,7 @@ def test_spec_round_trips(name: str, version: str | None, sub_part: str | None) 
     spec = AssetSpec.from_string(text)
     assert (spec.name, spec.version, spec.sub_part) == (name, version, sub_part)
     assert str(spec) == text
-    assert spec.versioning is MajorMinor
+    assert type(spec.versioning) is MajorMinor  # an instance, as modelkit has it
 
 
 @pytest.mark.parametrize(
@@ -46,13 +46,20 @@ def test_spec_round_trips(name: str, version: str | None, sub_part: str | None) 
         ("../escape", errors.InvalidNameError),
         ("/abs", errors.InvalidNameError),
         ("name[../up]", errors.UnsafePathError),
-        ("name[/abs]", errors.UnsafePathError),
+        ("name[/../up]", errors.UnsafePathError),
+        ("name[sub/]", errors.InvalidAssetSpecError),
         ("name[C:/x]", errors.UnsafePathError),
     ],
 )
 def test_invalid_specs(text: str, error: type[Exception]) -> None:
     with pytest.raises(error):
         AssetSpec.from_string(text)
+
+
+def test_a_leading_slash_in_a_sub_part_is_relative_as_in_modelkit() -> None:
+    spec = AssetSpec.from_string("name:1.0[/sub/part]")
+    assert spec.sub_part == "/sub/part"
+    assert spec.relative_sub_part == "sub/part"
 
 
 @given(st.text(max_size=30))
@@ -91,7 +98,7 @@ def test_major_means_exactly_that_major() -> None:
     with pytest.raises(errors.AssetDoesNotExistError):
         MajorMinor.get_latest_partial_version("2", ["10.3", "1.2"])
     assert MajorMinor.increment_version([]) == "0.0"
-    with pytest.raises(errors.AssetMajorVersionDoesNotExistError):
+    with pytest.raises(errors.MajorVersionDoesNotExistError):
         MajorMinor.increment_version(["1.0"], {"major": 3})
 
 
@@ -107,10 +114,12 @@ def test_simple_date_versions_are_utc_and_strictly_increasing() -> None:
         future,
         "2020-01-01T00-00-00Z",
     ]
-    assert not SimpleDate.check_version_valid("2020-13-01T00-00-00Z")
-    assert not SimpleDate.check_version_valid("1.0")
+    assert SimpleDate.is_version_valid("2020-13-01T00-00-00Z")  # by format, as in modelkit
+    assert not SimpleDate.is_version_valid("1.0")
+    with pytest.raises(errors.InvalidVersionError):
+        SimpleDate.check_version_valid("1.0")
     spec = AssetSpec.from_string("name:2020-01-01T00-00-00Z", versioning="simple_date")
-    assert spec.versioning is SimpleDate
-    assert spec.is_version_complete
+    assert type(spec.versioning) is SimpleDate
+    assert spec.is_version_complete()
     with pytest.raises(errors.UnknownAssetsVersioningSystemError):
         AssetSpec.from_string("name", versioning="nope")

@@ -12,9 +12,10 @@ from typing import Any
 import blake3
 import pytest
 
-import modelkit_assets.store
+import modelkit_assets.push
 from modelkit_assets import AssetsManager, StorageProvider, errors
 from modelkit_assets.meta import AssetMeta
+from modelkit_assets.push import Pusher
 from tests.cli_runner import as_json, ok, run
 from tests.conftest import StoreEnv
 
@@ -51,6 +52,8 @@ def test_new_update_bump_list_fetch(store_env: StoreEnv, sources: dict[str, Path
             "versions": ["1.1", "1.0", "0.2", "0.1", "0.0"],
             "latest": "1.1",
             "push_date": listing["assets"][0]["push_date"],
+            "versioning": "major_minor",
+            "error": None,
         }
     ]
     assert "cat/name" in ok("list").stdout
@@ -158,7 +161,8 @@ def test_store_layout_is_modelkits(store_env: StoreEnv, sources: dict[str, Path]
         ]
     )
     versions = json.loads(store.driver.read_object(f"{p}/layout/dir.versions")[0])
-    assert versions == {"versions": ["0.1", "0.0"]}
+    # modelkit's shape, with the asset's versioning system recorded (modelkit ignores the key)
+    assert versions == {"versions": ["0.1", "0.0"], "versioning": "major_minor"}
     meta = json.loads(store.driver.read_object(f"{p}/layout/dir/0.0.meta")[0])
     assert meta["is_directory"] is True
     assert meta["contents"] == [
@@ -212,13 +216,14 @@ def test_a_replaced_object_gets_the_bytes_that_were_hashed(
     store.new(str(weights), "edited")
     store.driver.delete_object(store.get_versions_object_name("edited"))
     store.driver.write_object(scanned[:1000], store.get_object_name("edited", "0.0"))
-    claim = StorageProvider._claim_version
+    claim = Pusher.claim
 
-    def claim_then_edit(self: StorageProvider, *args: Any, **kwargs: Any) -> None:
-        claim(self, *args, **kwargs)
+    def claim_then_edit(self: Pusher, *args: Any, **kwargs: Any) -> str | None:
+        claimed = claim(self, *args, **kwargs)
         weights.write_bytes(b"edited after the scan")
+        return claimed
 
-    monkeypatch.setattr(StorageProvider, "_claim_version", claim_then_edit)
+    monkeypatch.setattr(Pusher, "claim", claim_then_edit)
     store.new(str(weights), "edited")
     fetched = AssetsManager().fetch_asset("edited:0.0", force_download=True)
     assert Path(fetched).read_bytes() == scanned
@@ -233,7 +238,8 @@ def test_twin_updates_at_the_same_instant_get_their_own_versions(
     weights.write_bytes(b"the same bytes")
     store = StorageProvider()
     store.new(str(weights), "twins")
-    instant = datetime.datetime(2026, 11, 21, 12, 0, tzinfo=datetime.timezone.utc)
+    # Now: a claim older than MODELKIT_STORAGE_CLAIM_TIMEOUT_S would rightly be taken over.
+    instant = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
     class Frozen(datetime.datetime):
         @classmethod
@@ -242,7 +248,7 @@ def test_twin_updates_at_the_same_instant_get_their_own_versions(
 
     # The store's clock only (signing requests with a frozen clock would fail).
     clock = types.SimpleNamespace(datetime=Frozen, timezone=datetime.timezone)
-    monkeypatch.setattr(modelkit_assets.store, "datetime", clock)
+    monkeypatch.setattr(modelkit_assets.push, "datetime", clock)
     # The first twin has claimed 0.1 at that instant and not published it yet.
     digest = store.scan(str(weights)).files[0].digest
     first = AssetMeta(instant, is_directory=False, digests={"": digest}, claim="first twin")

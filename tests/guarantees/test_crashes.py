@@ -194,3 +194,48 @@ def test_killed_pushes_never_publish_and_retry_with_the_same_content(
     record("2 killed pushes", backend, kills=len(runs), kills_mid_work=landed, **counts)
     assert landed >= len(runs) // 2, "most kills must land while the push works"
     assert counts["claimed"] >= 1, "some kill must have interrupted a push after its claim"
+
+
+def test_a_killed_update_is_completed_by_its_retry_without_a_gap(
+    backend: Backend,
+    store_env: StoreEnv,
+    injector: FaultInjector,
+    workers: Workers,
+    tmp_path: Path,
+    slow: None,
+) -> None:
+    """Issue 16, item 6: an update killed after its claim leaves that version claimed; the
+    retry with the same content plans that very version, completes it, and leaves no gap."""
+    names = [f"resumed{k}" for k in range(len(PUSH_KILLS))]
+    sources = [tmp_path / f"src-{k}" for k in range(len(PUSH_KILLS))]
+    started = workers.start(
+        [["next", str(src), name] for src, name in zip(sources, names, strict=True)]
+    )
+    store = StorageProvider()
+    seed = make_file(tmp_path / "seed.bin", 10)
+    for name, source in zip(names, sources, strict=True):
+        store.new(str(seed), name)
+        make_tree(source, {f"f{i}.bin": 96 * KIB for i in range(6)})
+    injector.set(Faults(bytes_per_s=PUSH_RATE))
+    workers.go(started)
+    landed = kill_in_order(list(zip(started, PUSH_KILLS, strict=True)))
+    injector.set(Faults())
+    completed = 0
+    for name, source in zip(names, sources, strict=True):
+        listed = store.get_versions_info(name)
+        claimed = [v for v in store.claimed_versions(name) if v not in listed]
+        plan = store.plan_update(str(source), name)
+        if claimed:  # the kill landed after the claim: the retry takes that very version
+            assert plan.version == claimed[0] == "0.1", (name, claimed, plan)
+            assert plan.resumes is not None
+            assert "no longer running" in plan.resumes
+            completed += 1
+        pushed = store.update_next(str(source), name, plan=plan)
+        assert pushed.version == plan.version
+        assert store.get_versions_info(name) == ["0.1", "0.0"]  # no gap
+        fetched = AssetsManager(storage_provider=store).fetch_asset(f"{name}:0.1")
+        assert tree_bytes(fetched) == tree_bytes(source)
+    record(
+        "2 killed updates", backend, kills=len(names), kills_mid_work=landed, completed=completed
+    )
+    assert completed >= 1, "some kill must have interrupted an update after its claim"

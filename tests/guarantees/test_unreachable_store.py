@@ -5,6 +5,9 @@ unreachable, in every way it can be, an unpinned fetch (``model``, ``model:0``) 
 the newest complete local version, with a warning on stderr, and a pinned fetch of a cached
 version (``model:0.0``) touches no network at all. An asset with no local version fails with
 the store's error. Each way runs in its own worker process, all at once.
+
+Only network faults fall back: a bucket that does not exist or refused credentials are
+mistakes to fix, and fail at once; so does a forced download when the store is out of reach.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from modelkit_assets import AssetsManager, StorageProvider
+from modelkit_assets.plugins import reset_registry
 from tests.conftest import StoreEnv
 from tests.faultproxy import Faults, Stats
 from tests.guarantees.assets import make_file
@@ -80,7 +84,6 @@ class Ways:
             injector.set(fault)
             self.counters[way] = injector
             self.envs[way] = injector.env
-        self.envs["folder gone"] = {"MODELKIT_STORAGE_BUCKET": str(tmp_path / "unmounted")}
 
     def stats(self, way: str) -> Stats:
         return self.counters[way].stats
@@ -133,7 +136,7 @@ def test_unpinned_fetches_fall_back_to_local_versions_and_pinned_need_no_network
         assert versions == [("0.1", True), ("0.1", True), ("0.0", True)], (way, events)
         assert len(WARNING.findall(worker.stderr)) == 2, (way, worker.stderr)
     failure = failing.finish(expect_exit=1)
-    assert failure[0]["error"] in ("StorageUnavailableError", "BucketDoesNotExistError"), failure
+    assert failure[0]["error"] == "StorageUnavailableError", failure
     assert pinned.finish()[0]["version"] == "0.0"
     pinned_calls = ways.stats("pinned").connections
     record(
@@ -147,3 +150,34 @@ def test_unpinned_fetches_fall_back_to_local_versions_and_pinned_need_no_network
     for way, counter in ways.counters.items():
         if way != "pinned":
             assert counter.stats.faults >= 1, way  # the store really was out of reach
+
+
+def test_configuration_errors_and_forced_downloads_never_fall_back(
+    backend: Backend,
+    store_env: StoreEnv,
+    ways: Ways,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelkit_assets import errors
+
+    populate(tmp_path)
+    refused = ways.envs.get("refused") or ways.envs["reset"]
+    with monkeypatch.context() as patch:
+        for key, value in refused.items():
+            patch.setenv(key, value)
+        if backend.provider == "local":
+            patch.syspath_prepend(str(tmp_path / "site"))  # the fault-injecting local driver
+        reset_registry()
+        with pytest.raises(errors.StorageUnavailableError):
+            AssetsManager().fetch_asset("model", force_download=True)
+        with pytest.raises(errors.StorageUnavailableError):
+            AssetsManager().fetch_asset("model:0.0", force_download=True)
+        assert AssetsManager().fetch_asset("model", return_info=True)["version"] == "0.1"
+    reset_registry()
+    missing = str(tmp_path / "unmounted") if backend.provider == "local" else "no-such-bucket-x"
+    monkeypatch.setenv("MODELKIT_STORAGE_BUCKET", missing)
+    for spec in ("model", "model:0"):
+        with pytest.raises(errors.BucketDoesNotExistError):
+            AssetsManager().fetch_asset(spec)
+    assert AssetsManager().fetch_asset("model:0.0", return_info=True)["from_cache"] is True

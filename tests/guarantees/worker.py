@@ -14,6 +14,7 @@ Commands::
     update NAME COUNT TAG WORKDIR   push COUNT new versions of NAME with update_next, with
                                     contents made from TAG and the step; send version and sha256
     push SOURCE NAME VERSION        push SOURCE as NAME:VERSION
+    next SOURCE NAME                push SOURCE as the next version of NAME (update_next)
     fetch SPEC[,SPEC...] [ASSETS_DIR]
                                     fetch each SPEC into ASSETS_DIR (default: MODELKIT_ASSETS_DIR);
                                     send where, which version, and whether from the cache
@@ -80,6 +81,13 @@ def prepare(emit: Emit, command: str, args: list[str]) -> Callable[[], None]:
     store = StorageProvider()
     if command == "update":
         return lambda: update(emit, store, *args)
+    if command == "next":
+        source, name = args
+
+        def update_next() -> None:
+            emit(pushed=store.update_next(source, name).version)
+
+        return update_next
     if command == "push":
         source, name, version = args
 

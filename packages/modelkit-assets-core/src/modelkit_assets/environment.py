@@ -1,8 +1,14 @@
-"""Environment variables and their defaults, read in one place (modelkit's `settings` module
-name is kept for AssetSpec, as in modelkit: see :mod:`.settings`)."""
+"""Environment variables and their defaults, read and checked in one place.
+
+(modelkit's module name ``settings`` is where ``AssetSpec`` lives, as in modelkit: see
+:mod:`.settings`.) A malformed value is refused with InvalidSettingError naming the variable,
+never read as a default: ``MODELKIT_STORAGE_FORCE_DOWNLOAD=maybe`` or
+``MODELKIT_STORAGE_TIMEOUT_S=-5`` is a mistake to report, not a setting to guess at.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Final
 
@@ -11,8 +17,16 @@ DEFAULT_STORAGE_TIMEOUT_S: Final = 300.0
 DEFAULT_ASSETS_TIMEOUT_S: Final = 10.0
 DEFAULT_VERSIONING_SYSTEM: Final = "major_minor"
 DEFAULT_MAX_WORKERS: Final = 16
+DEFAULT_CLAIM_TIMEOUT_S: Final = 3600.0
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def _invalid(name: str, value: object, expected: str) -> Exception:
+    from .errors import InvalidSettingError
+
+    return InvalidSettingError(name, value, expected)
 
 
 def env_str(name: str, default: str | None = None) -> str | None:
@@ -21,22 +35,44 @@ def env_str(name: str, default: str | None = None) -> str | None:
     return value or default
 
 
-def env_flag(name: str) -> bool:
-    """Whether a boolean variable is set to a true value (1, true, yes, on)."""
-    return (env_str(name) or "").lower() in _TRUE
+def is_set(name: str) -> bool:
+    """Whether the variable is set to something other than blanks."""
+    return env_str(name) is not None
 
 
-def env_float(name: str, default: float) -> float:
-    """A number from the environment; a malformed one is a configuration error."""
-    value = env_str(name)
-    if value is None:
-        return default
+def parse_flag(name: str, value: object) -> bool:
+    """A boolean setting: 1/true/yes/on or 0/false/no/off (any case), or a bool."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _invalid(name, value, "1, true, yes, on or 0, false, no, off")
+
+
+def parse_seconds(name: str, value: object) -> float:
+    """A positive, finite number of seconds."""
     try:
-        return float(value)
+        seconds = float(str(value).strip()) if not isinstance(value, int | float) else float(value)
     except ValueError:
-        from .errors import ConfigurationError
+        raise _invalid(name, value, "a positive number of seconds") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise _invalid(name, value, "a positive number of seconds")
+    return seconds
 
-        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}") from None
+
+def env_flag(name: str) -> bool:
+    """A boolean variable; unset or empty is False."""
+    value = env_str(name)
+    return False if value is None else parse_flag(name, value)
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, else ``default``."""
+    value = env_str(name)
+    return default if value is None else parse_seconds(name, value)
 
 
 def env_int(name: str, default: int) -> int:
@@ -45,9 +81,7 @@ def env_int(name: str, default: int) -> int:
     if value is None:
         return default
     if not value.isdigit() or int(value) < 1:
-        from .errors import ConfigurationError
-
-        raise ConfigurationError(f"{name} must be a positive integer, not {value!r}")
+        raise _invalid(name, value, "a positive integer")
     return int(value)
 
 
@@ -64,7 +98,7 @@ def storage_prefix() -> str:
 
 
 def storage_timeout_s() -> float:
-    return env_float("MODELKIT_STORAGE_TIMEOUT_S", DEFAULT_STORAGE_TIMEOUT_S)
+    return env_seconds("MODELKIT_STORAGE_TIMEOUT_S", DEFAULT_STORAGE_TIMEOUT_S)
 
 
 def storage_force_download() -> bool:
@@ -76,12 +110,17 @@ def storage_max_workers(default: int | None = None) -> int:
     return env_int("MODELKIT_STORAGE_MAX_WORKERS", default or DEFAULT_MAX_WORKERS)
 
 
+def claim_timeout_s() -> float:
+    """How old another machine's unfinished claim must be before a retry takes it over."""
+    return env_seconds("MODELKIT_STORAGE_CLAIM_TIMEOUT_S", DEFAULT_CLAIM_TIMEOUT_S)
+
+
 def assets_dir() -> str:
     return env_str("MODELKIT_ASSETS_DIR") or os.getcwd()
 
 
 def assets_timeout_s() -> float:
-    return env_float("MODELKIT_ASSETS_TIMEOUT_S", DEFAULT_ASSETS_TIMEOUT_S)
+    return env_seconds("MODELKIT_ASSETS_TIMEOUT_S", DEFAULT_ASSETS_TIMEOUT_S)
 
 
 def versioning_system() -> str:

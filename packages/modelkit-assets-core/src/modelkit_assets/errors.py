@@ -7,20 +7,32 @@ The tree::
     │   ├── NoConfiguredProviderError        no MODELKIT_STORAGE_PROVIDER
     │   ├── UnknownDriverError               no plugin provides that provider name
     │   ├── DriverNotInstalledError          a known provider whose distribution is missing
-    │   ├── UnknownAssetsVersioningSystemError
+    │   ├── UnknownAssetsVersioningSystemError  (also an AssetsManagerError)
     │   ├── PluginConflictError              two distributions claim one plugin name
-    │   └── AssetsDirDoesNotExistError       MODELKIT_ASSETS_DIR is not a directory
-    ├── InvalidAssetSpecError                a spec string that cannot be parsed
-    │   ├── InvalidNameError
-    │   ├── InvalidVersionError
-    │   └── UnsafePathError                  a name or part that would escape its folder
-    ├── AssetError                           an asset is not in the state asked for
-    │   ├── AssetAlreadyExistsError
-    │   │   └── VersionConflictError         another push holds that version
-    │   ├── AssetDoesNotExistError
-    │   │   └── AssetMajorVersionDoesNotExistError
-    │   ├── LocalAssetDoesNotExistError      a local source path or cached asset is missing
-    │   └── AssetIntegrityError              downloaded bytes do not match the .meta
+    │   ├── PluginError                      a plugin misbehaved while plugins were discovered
+    │   ├── InvalidSettingError              a setting's value is malformed (also ValueError)
+    │   ├── AssetsDirDoesNotExistError       MODELKIT_ASSETS_DIR is not a directory
+    │   │                                    (also FileNotFoundError, as modelkit raises)
+    │   └── IncompatibleConfigurationError   the assets dir lies inside the store it fetches
+    │                                        from (also a StorageDriverError, as in modelkit)
+    ├── AssetsManagerError                   modelkit's base of asset errors
+    │   ├── InvalidAssetSpecError            a spec string that cannot be parsed
+    │   │   ├── InvalidNameError
+    │   │   ├── InvalidVersionError
+    │   │   │   ├── InvalidMajorVersionError        modelkit's, in versioning.major_minor
+    │   │   │   └── MajorVersionDoesNotExistError   modelkit's, in versioning.major_minor
+    │   │   └── UnsafePathError              a name or part that would escape its folder
+    │   └── AssetError                       an asset is not in the state asked for
+    │       ├── AssetAlreadyExistsError
+    │       │   └── VersionConflictError     another push holds that version
+    │       ├── AssetDoesNotExistError
+    │       │   ├── AssetMajorVersionDoesNotExistError  (also MajorVersionDoesNotExistError)
+    │       │   └── RemoteAssetDoesNotExistError  the store has no such asset or version
+    │       │                                     (also ObjectDoesNotExistError, as modelkit)
+    │       ├── LocalAssetDoesNotExistError  a local source path or cached asset is missing
+    │       ├── AssetNameConflictError       a name that would nest in another asset's version
+    │       ├── UnpublishedVersionError      claimed by a push that has not published it
+    │       └── AssetIntegrityError          downloaded bytes do not match the .meta
     ├── CorruptStoreError                    a .meta or .versions that cannot be read
     ├── StorageDriverError                   the store failed or refused a call
     │   ├── ObjectDoesNotExistError
@@ -31,7 +43,9 @@ The tree::
     │   └── StorageUnavailableError          a transient fault outlived the retry budget
     └── LockTimeoutError                     another process's download stalled
 
-Messages are one line that says what happened and what to do next; they never carry secrets.
+The classes modelkit raises keep its names, and each is raised in the case modelkit raises it,
+so ``except`` clauses of modelkit code still catch (several inherit twice for that). Messages
+are one line that says what happened and what to do next; they never carry secrets.
 """
 
 from __future__ import annotations
@@ -39,6 +53,10 @@ from __future__ import annotations
 
 class ModelkitAssetsError(Exception):
     """Base class of every error raised on purpose by modelkit-assets."""
+
+    #: The message the CLI prints instead of ``str(error)``, when the API's one names Python
+    #: arguments that mean nothing on a command line.
+    cli_message: str | None = None
 
 
 class ConfigurationError(ModelkitAssetsError):
@@ -49,11 +67,14 @@ class NoConfiguredProviderError(ConfigurationError):
     """No storage provider is configured."""
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(
-            message
-            or "no storage provider configured: set MODELKIT_STORAGE_PROVIDER "
-            "(local, s3, gcs, az, ...) or pass provider="
+        base = (
+            "no storage provider configured: "
+            "set MODELKIT_STORAGE_PROVIDER (local, s3, gcs, az, ...)"
         )
+        ModelkitAssetsError.__init__(
+            self, message or base + " or pass provider= to StorageProvider"
+        )
+        self.cli_message = message or base + " and MODELKIT_STORAGE_BUCKET"
 
 
 class UnknownDriverError(ConfigurationError):
@@ -62,8 +83,9 @@ class UnknownDriverError(ConfigurationError):
     def __init__(self, provider: str, available: list[str]) -> None:
         self.provider = provider
         self.available = available
-        super().__init__(
-            f"unknown storage provider {provider!r}; available: {', '.join(available) or 'none'}"
+        ModelkitAssetsError.__init__(
+            self,
+            f"unknown storage provider {provider!r}; available: {', '.join(available) or 'none'}",
         )
 
 
@@ -73,19 +95,10 @@ class DriverNotInstalledError(ConfigurationError):
     def __init__(self, provider: str, distribution: str, extra: str) -> None:
         self.provider = provider
         self.distribution = distribution
-        super().__init__(
+        ModelkitAssetsError.__init__(
+            self,
             f"storage provider {provider!r} is not installed: "
-            f"pip install {distribution} (or modelkit-assets-core[{extra}])"
-        )
-
-
-class UnknownAssetsVersioningSystemError(ConfigurationError):
-    """No installed plugin provides the versioning system asked for."""
-
-    def __init__(self, name: str, available: list[str]) -> None:
-        self.name = name
-        super().__init__(
-            f"unknown assets versioning system {name!r}; available: {', '.join(available)}"
+            f"pip install {distribution} (or modelkit-assets-core[{extra}])",
         )
 
 
@@ -96,30 +109,61 @@ class PluginConflictError(ConfigurationError):
         self.kind = kind
         self.name = name
         self.providers = providers
-        super().__init__(
+        ModelkitAssetsError.__init__(
+            self,
             f"{kind} {name!r} is registered by more than one distribution: "
-            f"{' and '.join(providers)}; uninstall one of them"
+            f"{' and '.join(providers)}; uninstall one of them",
         )
 
 
-class AssetsDirDoesNotExistError(ConfigurationError):
-    """The local assets directory is missing."""
+class PluginError(ConfigurationError):
+    """A plugin did something discovery cannot allow (such as using the package from its
+    hook while plugins are being discovered)."""
+
+
+class InvalidSettingError(ConfigurationError, ValueError):
+    """A setting (an environment variable, an option, an argument) with a malformed value."""
+
+    def __init__(self, name: str, value: object, expected: str) -> None:
+        self.name = name
+        self.value = value
+        ModelkitAssetsError.__init__(self, f"{name} must be {expected}, not {value!r}")
+
+
+class AssetsDirDoesNotExistError(ConfigurationError, FileNotFoundError):
+    """The local assets directory is missing (a FileNotFoundError, as modelkit raises)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        super().__init__(
-            f"assets directory {path!r} does not exist: create it or set MODELKIT_ASSETS_DIR"
+        Exception.__init__(
+            self,
+            f"assets directory {path!r} does not exist: create it or set MODELKIT_ASSETS_DIR",
         )
 
 
-class InvalidAssetSpecError(ModelkitAssetsError):
+class AssetsManagerError(ModelkitAssetsError):
+    """modelkit's base class of the errors about assets and specs."""
+
+
+class UnknownAssetsVersioningSystemError(ConfigurationError, AssetsManagerError):
+    """No installed plugin provides the versioning system asked for."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        self.name = name
+        ModelkitAssetsError.__init__(
+            self, f"unknown assets versioning system {name!r}; available: {', '.join(available)}"
+        )
+
+
+class InvalidAssetSpecError(AssetsManagerError):
     """A spec string that cannot be parsed as name[:version][[sub/part]]."""
 
     def __init__(self, spec: str, reason: str = "") -> None:
         self.spec = spec
-        super().__init__(
+        ModelkitAssetsError.__init__(
+            self,
             f"invalid asset spec {spec!r}"
-            + (f": {reason}" if reason else "; expected name[:version][[sub/part]]")
+            + (f": {reason}" if reason else "; expected name[:version][[sub/part]]"),
         )
 
 
@@ -162,7 +206,24 @@ class UnsafePathError(InvalidAssetSpecError):
         self.spec = path
 
 
-class AssetError(ModelkitAssetsError):
+class InvalidMajorVersionError(InvalidVersionError):
+    """A major version that is not a number (modelkit's, in ``versioning.major_minor``)."""
+
+    def __init__(self, major: str) -> None:
+        super().__init__(major, "major_minor", "a MAJOR number such as 1")
+
+
+class MajorVersionDoesNotExistError(InvalidVersionError):
+    """No version of that major exists (modelkit's, in ``versioning.major_minor``)."""
+
+    def __init__(self, major: str) -> None:
+        self.version = self.major = major
+        self.system = "major_minor"
+        ModelkitAssetsError.__init__(self, f"major version {major} does not exist")
+        self.spec = major
+
+
+class AssetError(AssetsManagerError):
     """An asset or version is not in the state the operation needs."""
 
 
@@ -173,9 +234,10 @@ class AssetAlreadyExistsError(AssetError):
         self.name = name
         self.version = version
         what = f"{name}:{version}" if version else name
-        super().__init__(
+        ModelkitAssetsError.__init__(
+            self,
             f"asset {what} already exists"
-            + (f"; {hint}" if hint else "" if version else "; use `update` to add a version")
+            + (f"; {hint}" if hint else "" if version else "; use `update` to add a version"),
         )
 
 
@@ -195,22 +257,51 @@ class AssetDoesNotExistError(AssetError):
         self.name = name
         self.version = version
         what = f"{name}:{version}" if version else name
-        super().__init__(
+        ModelkitAssetsError.__init__(
+            self,
             f"asset {what} does not exist"
-            + (f"; {hint}" if hint else "" if version else "; use `new` to create it")
+            + (f"; {hint}" if hint else "" if version else "; use `new` to create it"),
         )
 
 
-class AssetMajorVersionDoesNotExistError(AssetDoesNotExistError):
+class AssetMajorVersionDoesNotExistError(  # type: ignore[misc]  # version: str | None and str
+    AssetDoesNotExistError, MajorVersionDoesNotExistError
+):
     """`update name:MAJOR` for a major that has no version yet."""
 
     def __init__(self, name: str, major: str) -> None:
         self.major = major
-        AssetError.__init__(
+        ModelkitAssetsError.__init__(
             self, f"asset {name} has no major version {major}; use --bump-major to start one"
         )
         self.name = name
-        self.version = major
+        self.version = self.spec = major
+        self.system = "major_minor"
+
+
+class AssetNameConflictError(AssetError):
+    """A name (or a version) that would lie inside another asset's objects, or the other way
+    round: ``cat/name/0.1`` while ``cat/name`` has a version ``0.1``."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        ModelkitAssetsError.__init__(
+            self, f"refusing to push {what}: {reason}; choose another name (nothing was written)"
+        )
+
+
+class UnpublishedVersionError(AssetError):
+    """A version whose ``.meta`` exists but that ``.versions`` does not list: a push claimed
+    it and has not finished (or was interrupted)."""
+
+    def __init__(self, name: str, version: str, hint: str = "") -> None:
+        self.name = name
+        self.version = version
+        ModelkitAssetsError.__init__(
+            self,
+            f"{name}:{version} is not published: a push claimed it and has not finished"
+            + (f"; {hint}" if hint else ""),
+        )
 
 
 class LocalAssetDoesNotExistError(AssetError):
@@ -218,7 +309,9 @@ class LocalAssetDoesNotExistError(AssetError):
 
     def __init__(self, path: str, hint: str = "") -> None:
         self.path = path
-        super().__init__(f"{path!r} does not exist" + (f"; {hint}" if hint else ""))
+        ModelkitAssetsError.__init__(
+            self, f"{path!r} does not exist" + (f"; {hint}" if hint else "")
+        )
 
 
 class AssetIntegrityError(AssetError):
@@ -226,7 +319,9 @@ class AssetIntegrityError(AssetError):
 
     def __init__(self, what: str, detail: str) -> None:
         self.what = what
-        super().__init__(f"{what} failed its integrity check ({detail}); it was not cached")
+        ModelkitAssetsError.__init__(
+            self, f"{what} failed its integrity check ({detail}); it was not cached"
+        )
 
 
 class CorruptStoreError(ModelkitAssetsError):
@@ -234,7 +329,7 @@ class CorruptStoreError(ModelkitAssetsError):
 
     def __init__(self, object_name: str, reason: str) -> None:
         self.object_name = object_name
-        super().__init__(f"corrupt store object {object_name!r}: {reason}")
+        ModelkitAssetsError.__init__(self, f"corrupt store object {object_name!r}: {reason}")
 
 
 class StorageDriverError(ModelkitAssetsError):
@@ -248,7 +343,9 @@ class ObjectDoesNotExistError(StorageDriverError):
         self.driver = driver
         self.bucket = bucket
         self.object_name = object_name
-        super().__init__(f"object {object_name!r} does not exist in {driver} bucket {bucket!r}")
+        ModelkitAssetsError.__init__(
+            self, f"object {object_name!r} does not exist in {driver} bucket {bucket!r}"
+        )
 
 
 class ObjectAlreadyExistsError(StorageDriverError):
@@ -256,7 +353,7 @@ class ObjectAlreadyExistsError(StorageDriverError):
 
     def __init__(self, object_name: str) -> None:
         self.object_name = object_name
-        super().__init__(f"object {object_name!r} already exists")
+        ModelkitAssetsError.__init__(self, f"object {object_name!r} already exists")
 
 
 class PreconditionFailedError(StorageDriverError):
@@ -264,7 +361,9 @@ class PreconditionFailedError(StorageDriverError):
 
     def __init__(self, object_name: str) -> None:
         self.object_name = object_name
-        super().__init__(f"object {object_name!r} changed while it was being updated")
+        ModelkitAssetsError.__init__(
+            self, f"object {object_name!r} changed while it was being updated"
+        )
 
 
 class BucketDoesNotExistError(StorageDriverError):
@@ -273,8 +372,9 @@ class BucketDoesNotExistError(StorageDriverError):
     def __init__(self, driver: str, bucket: str) -> None:
         self.driver = driver
         self.bucket = bucket
-        super().__init__(
-            f"{driver} bucket {bucket!r} does not exist: create it or fix MODELKIT_STORAGE_BUCKET"
+        ModelkitAssetsError.__init__(
+            self,
+            f"{driver} bucket {bucket!r} does not exist: create it or fix MODELKIT_STORAGE_BUCKET",
         )
 
 
@@ -284,11 +384,31 @@ class StorageAccessDeniedError(StorageDriverError):
     def __init__(self, driver: str, bucket: str, detail: str = "") -> None:
         self.driver = driver
         self.bucket = bucket
-        super().__init__(
+        ModelkitAssetsError.__init__(
+            self,
             f"access denied to {driver} bucket {bucket!r}"
             + (f" ({detail})" if detail else "")
-            + ": check your credentials"
+            + ": check your credentials",
         )
+
+
+class RemoteAssetDoesNotExistError(AssetDoesNotExistError, ObjectDoesNotExistError):
+    """The store has no such asset (no ``.versions``, or one that lists no version) or no
+    such version: an AssetDoesNotExistError that modelkit code catches as the
+    ObjectDoesNotExistError modelkit raises there."""
+
+    def __init__(
+        self, name: str, version: str | None, object_name: str, bucket: str = "", hint: str = ""
+    ) -> None:
+        AssetDoesNotExistError.__init__(self, name, version, hint)
+        self.object_name = object_name
+        self.bucket = bucket
+        self.driver = ""
+
+
+class IncompatibleConfigurationError(ConfigurationError, StorageDriverError):
+    """The assets dir lies inside the store's bucket and prefix: fetches would write into
+    the store (a StorageDriverError, as modelkit raises)."""
 
 
 class StorageUnavailableError(StorageDriverError):
@@ -296,7 +416,7 @@ class StorageUnavailableError(StorageDriverError):
 
     def __init__(self, driver: str, detail: str) -> None:
         self.driver = driver
-        super().__init__(f"{driver} storage unavailable: {detail}")
+        ModelkitAssetsError.__init__(self, f"{driver} storage unavailable: {detail}")
 
 
 class LockTimeoutError(ModelkitAssetsError):
@@ -305,7 +425,8 @@ class LockTimeoutError(ModelkitAssetsError):
     def __init__(self, what: str, timeout_s: float) -> None:
         self.what = what
         self.timeout_s = timeout_s
-        super().__init__(
+        ModelkitAssetsError.__init__(
+            self,
             f"another process is downloading {what} and made no progress for {timeout_s:g} s; "
-            "raise MODELKIT_ASSETS_TIMEOUT_S or retry"
+            "raise MODELKIT_ASSETS_TIMEOUT_S or retry",
         )

@@ -54,6 +54,9 @@ class AssetMeta:
     #: A random token of the push that claimed the version: an update that picks its own
     #: version recognises its own claim by it (push dates of two processes can coincide).
     claim: str | None = None
+    #: Which process claimed the version (see :mod:`modelkit_assets.claims`): a retry on the
+    #: same machine can tell that it is gone, and complete the version in its place.
+    claimed_by: Mapping[str, Any] | None = None
 
     @property
     def size(self) -> int | None:
@@ -77,6 +80,8 @@ class AssetMeta:
         data["push_date"] = self.push_date.isoformat()
         if self.claim is not None:
             data["claim"] = self.claim
+        if self.claimed_by is not None:
+            data["claimed_by"] = dict(self.claimed_by)
         data["is_directory"] = self.is_directory
         if self.is_directory:
             data["contents"] = list(self.contents)
@@ -96,6 +101,7 @@ class AssetMeta:
         data = self.to_dict()
         data["push_date"] = self.push_date
         data.pop("claim", None)  # bookkeeping of the push protocol, not about the asset
+        data.pop("claimed_by", None)
         return data
 
 
@@ -135,7 +141,14 @@ def parse_meta(data: bytes, object_name: str) -> AssetMeta:
         if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
             raise errors.CorruptStoreError(object_name, "missing or invalid contents")
         for part in parts:
-            check_relative_part(part, object_name)
+            try:
+                check_relative_part(part, object_name)
+            except errors.UnsafePathError:
+                raise errors.CorruptStoreError(
+                    object_name,
+                    f"unsafe path {part!r} in its contents (no '..', absolute paths or drive "
+                    "letters): nothing was written",
+                ) from None
         contents = tuple(parts)
         files = raw.get("files")
         if files is not None:
@@ -144,28 +157,63 @@ def parse_meta(data: bytes, object_name: str) -> AssetMeta:
             digests = {part: _digest(files[part], object_name) for part in contents}
     elif "size" in raw or any(key in raw for key in DIGEST_KEYS):
         digests = {"": _digest(raw, object_name)}
-    known = {"push_date", "is_directory", "contents", "files", "size", "claim", *DIGEST_KEYS}
+    known = {
+        "push_date",
+        "is_directory",
+        "contents",
+        "files",
+        "size",
+        "claim",
+        "claimed_by",
+        *DIGEST_KEYS,
+    }
     extra = {k: v for k, v in raw.items() if k not in known}
     claim = raw.get("claim") if isinstance(raw.get("claim"), str) else None
-    return AssetMeta(push_date, is_directory, contents, digests, extra, claim)
+    owner = raw.get("claimed_by") if isinstance(raw.get("claimed_by"), dict) else None
+    return AssetMeta(push_date, is_directory, contents, digests, extra, claim, owner)
 
 
-def parse_versions(
-    data: bytes, object_name: str, versioning: type[AssetsVersioningSystem]
-) -> list[str]:
-    """Read and check a ``.versions`` index; versions come back latest first."""
+@attrs.frozen
+class VersionsIndex:
+    """What a ``.versions`` object says: its versions (as stored), the versioning system it
+    records (None in indexes written by modelkit, or by earlier versions of this project),
+    and any other keys, which a rewrite keeps."""
+
+    versions: tuple[str, ...]
+    system: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def parse_index(data: bytes, object_name: str) -> VersionsIndex:
+    """Read a ``.versions`` index; its versions are checked against its system by the store."""
     raw = _load_json(data, object_name)
     versions = raw.get("versions")
     if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
         raise errors.CorruptStoreError(object_name, "'versions' is not a list of strings")
-    bad = [v for v in versions if not versioning.check_version_valid(v)]
+    system = raw.get("versioning")
+    if system is not None and not isinstance(system, str):
+        raise errors.CorruptStoreError(object_name, "'versioning' is not a string")
+    extra = {k: v for k, v in raw.items() if k not in ("versions", "versioning")}
+    return VersionsIndex(tuple(versions), system, extra)
+
+
+def check_versions(
+    versions: tuple[str, ...] | list[str], object_name: str, versioning: AssetsVersioningSystem
+) -> list[str]:
+    """The versions latest first, each checked to be a complete version of ``versioning``."""
+    bad = [
+        v
+        for v in versions
+        if not versioning.is_version_valid(v) or not versioning.is_version_complete(v)
+    ]
     if bad:
         raise errors.CorruptStoreError(
-            object_name, f"version {bad[0]!r} is not valid for {versioning.name}"
+            object_name, f"version {bad[0]!r} is not a version of the {versioning.name} system"
         )
     return versioning.sort_versions(versions)
 
 
-def dump_versions(versions: list[str]) -> bytes:
-    """The ``.versions`` JSON, as modelkit writes it."""
-    return json.dumps({"versions": versions}).encode()
+def dump_index(versions: list[str], system: str, extra: Mapping[str, Any] | None = None) -> bytes:
+    """The ``.versions`` JSON as modelkit writes it, with the asset's system recorded (modelkit
+    ignores the key) and the index's other keys kept."""
+    return json.dumps({**(extra or {}), "versions": versions, "versioning": system}).encode()

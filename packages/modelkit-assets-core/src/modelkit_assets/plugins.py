@@ -167,6 +167,7 @@ def _collect(
     """Call each implementation on its own, so records know their distribution."""
     for impl in hook.get_hookimpls():
         source = sources[id(impl.plugin)]
+        _discovering.append(impl.plugin_name)
         try:
             records = cast("Iterable[R] | None", impl.function())
             for record in records or ():
@@ -174,6 +175,8 @@ def _collect(
         except Exception as exc:  # a plugin's bug must not break the others
             broken.append(BrokenPlugin(impl.plugin_name, source, f"{type(exc).__name__}: {exc}"))
             logger.warning("plugin %s (%s) failed: %s", impl.plugin_name, source, exc)
+        finally:
+            _discovering.pop()
 
 
 def load_registry(installed: Iterable[LoadableEntryPoint] | None = None) -> PluginRegistry:
@@ -186,6 +189,7 @@ def load_registry(installed: Iterable[LoadableEntryPoint] | None = None) -> Plug
         installed = entry_points(ENTRY_POINT_GROUP)
     for entry_point in installed:
         source = Source.of(entry_point)
+        _discovering.append(entry_point.name)
         try:
             plugin: ModuleType = entry_point.load()
             if manager.is_registered(plugin):
@@ -197,6 +201,8 @@ def load_registry(installed: Iterable[LoadableEntryPoint] | None = None) -> Plug
             )
             logger.warning("plugin %s (%s) could not be loaded: %s", entry_point.name, source, exc)
             continue
+        finally:
+            _discovering.pop()
         sources[id(plugin)] = source
 
     def add_driver(item: Registered[StorageDriverPlugin]) -> None:
@@ -211,13 +217,30 @@ def load_registry(installed: Iterable[LoadableEntryPoint] | None = None) -> Plug
 
 
 _registry: PluginRegistry | None = None
+#: The entry point being loaded or asked for its records while the registry is built.
+_discovering: list[str] = []
 
 
 def get_registry() -> PluginRegistry:
-    """The registry of installed plugins, built once per process."""
+    """The registry of installed plugins, built once per process.
+
+    A plugin that calls back into the package while plugins are being discovered (builds a
+    StorageProvider at import, or in its hook) would need the very registry being built: that
+    is refused with one line naming the plugin, and the plugin is reported as broken.
+    """
     global _registry
     if _registry is None:
-        _registry = load_registry()
+        if _discovering:
+            raise errors.PluginError(
+                f"plugin {_discovering[-1]!r} used modelkit-assets while plugins were being "
+                "discovered; build providers and drivers when they are used, not at import "
+                "or in the hook"
+            )
+        _discovering.append("(discovery)")
+        try:
+            _registry = load_registry()
+        finally:
+            _discovering.clear()
     return _registry
 
 

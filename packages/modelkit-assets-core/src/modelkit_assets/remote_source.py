@@ -11,12 +11,15 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from . import environment, errors
 from .parallel import run_parallel
 from .paths import check_relative_part, safe_join
 from .plugins import get_registry
+
+if TYPE_CHECKING:
+    from .drivers.base import StorageDriver
 
 _URI_RE: Final = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.\-]*)://(?P<bucket>[^/]+)/?(?P<key>.*)$")
 
@@ -44,28 +47,40 @@ def local_copy(asset_path: str, max_workers: int | None = None) -> Iterator[str]
         )
     from .store import make_driver
 
-    driver = make_driver(registered.record.name, bucket, None, environment.storage_timeout_s())
     with tempfile.TemporaryDirectory(prefix="modelkit-assets-source-") as tmp:
-        if key and driver.exists(key):
-            target = os.path.join(tmp, key.rsplit("/", 1)[-1])
-            driver.download_object(key, target)
-            yield target
-            return
-        prefix = f"{key}/" if key else ""
-        names = list(driver.iterate_objects(prefix))
-        if not names:
-            raise errors.LocalAssetDoesNotExistError(
-                asset_path, "no object has that name or prefix"
+        try:
+            driver = make_driver(
+                registered.record.name, bucket, None, environment.storage_timeout_s()
             )
-        root = os.path.join(tmp, key.rsplit("/", 1)[-1] or bucket)
+            path = _copy(driver, asset_path, bucket, key, tmp, max_workers)
+        except errors.BucketDoesNotExistError:
+            raise errors.LocalAssetDoesNotExistError(
+                asset_path, f"the source bucket {bucket!r} does not exist"
+            ) from None
+        yield path
 
-        def fetch(name: str) -> None:
-            part = name[len(prefix) :]
-            check_relative_part(part, asset_path)
-            target = safe_join(root, part, asset_path)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            driver.download_object(name, target)
 
-        workers = max_workers or environment.storage_max_workers(driver.default_max_workers)
-        run_parallel(fetch, names, workers)
-        yield root
+def _copy(
+    driver: StorageDriver, asset_path: str, bucket: str, key: str, tmp: str, max_workers: int | None
+) -> str:
+    """A file or folder of ``tmp`` holding the object or the objects under prefix ``key``."""
+    if key and driver.exists(key):
+        target = os.path.join(tmp, key.rsplit("/", 1)[-1])
+        driver.download_object(key, target)
+        return target
+    prefix = f"{key}/" if key else ""
+    names = list(driver.iterate_objects(prefix))
+    if not names:
+        raise errors.LocalAssetDoesNotExistError(asset_path, "no object has that name or prefix")
+    root = os.path.join(tmp, key.rsplit("/", 1)[-1] or bucket)
+
+    def fetch(name: str) -> None:
+        part = name[len(prefix) :]
+        check_relative_part(part, asset_path)
+        target = safe_join(root, part, asset_path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        driver.download_object(name, target)
+
+    workers = max_workers or environment.storage_max_workers(driver.default_max_workers)
+    run_parallel(fetch, names, workers)
+    return root

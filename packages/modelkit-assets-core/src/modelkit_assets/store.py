@@ -1,54 +1,40 @@
-"""The remote asset store: push versions, keep the ``.versions`` index, download versions.
+"""The remote asset store: its index of versions, its metas, pushes and downloads.
 
-A push is lossless under concurrency when the driver offers conditional writes:
+:class:`StorageProvider` is modelkit's class of the same name, with its methods and return
+shapes (``get_versions_info``, ``get_asset_meta``, ``new``, ``update``, ``push``, ``download``,
+``iterate_assets``) and more: listing that survives one bad index, plans of pushes, updates
+that pick their version themselves, and rebuilding an index from the metas.
 
-1. the version's ``.meta`` is created only if absent: that claims the version. If a ``.meta``
-   is already there with the same content hashes, a killed push is being retried and goes on;
-   any other ``.meta`` means the version belongs to someone else (VersionConflictError). An
-   update that picks its version itself (:meth:`StorageProvider.update_next`) goes on only
-   with its own ``.meta`` (same claim token: its earlier attempt whose answer was lost); another
-   push of the same bytes makes it take the next version, so no two updates report one version;
-2. every data object is created only if absent; one already present with the same digest (left
-   by a killed push, or written by a concurrent push of the same content) is accepted. One with
-   other bytes can only be half-written (a driver such as ``local`` creates objects in place),
-   since only pushes of this very content hold the claim: it is replaced with the whole object;
-3. the version is added to ``.versions`` by compare-and-swap, retried until it sticks.
-
-Readers resolve versions through ``.versions`` only, so a version is published at step 3.
-
-Every storage call here is safe to repeat, and is repeated on a transient fault until
-``timeout`` runs out (see :mod:`.retry`): a repeated step 1 or 2 whose first attempt did land
-finds its own object, a repeated step 3 finds its version already listed.
+The versioning system belongs to each asset (DESIGN section 9): ``.versions`` records it under
+``versioning`` (modelkit ignores the key); an index without it (written by modelkit) is read by
+its versions' format. The provider's own system (``versioning=``, else
+``MODELKIT_ASSETS_VERSIONING_SYSTEM``) is only the one new assets take. How a push claims,
+uploads and publishes a version is in :mod:`.push`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
-import functools
 import logging
-import os
-import random
-import tempfile
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 import attrs
 
 from . import environment, errors
-from .drivers.base import StagedFile, StorageDriver
-from .meta import AssetMeta, FileDigest, dump_versions, parse_meta, parse_versions
-from .parallel import run_parallel
+from .drivers.base import StorageDriver
+from .meta import AssetMeta, VersionsIndex, check_versions, parse_index, parse_meta
 from .paths import check_relative_part
 from .plugins import get_registry
-from .progress import NO_PROGRESS, HighWater, TransferProgress
+from .progress import NO_PROGRESS, TransferProgress
+from .push import Pusher, PushPlan
 from .retry import retry_transient
-from .source import LocalSource, SourceFile, scan_source
-from .spec import check_name, get_versioning_system
+from .source import LocalSource, scan_source
+from .spec import Versioning, check_name, get_versioning_system, installed_systems
 from .versioning.base import AssetsVersioningSystem
+
+__all__ = ["AssetIndex", "PushPlan", "StorageProvider", "make_driver"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,18 +42,20 @@ T = TypeVar("T")
 
 
 @attrs.frozen
-class PushPlan:
-    """What a push sends (or, with ``dry_run``, would send)."""
+class AssetIndex:
+    """An asset's ``.versions``: its versions (latest first), its versioning system (recorded,
+    else read from the versions' format), the token a compare-and-swap needs, other keys."""
 
     name: str
-    version: str
-    source: LocalSource
-    uri: str
-    dry_run: bool
+    versions: list[str]
+    system: AssetsVersioningSystem
+    token: str | None
+    recorded: bool
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 class StorageProvider:
-    """An asset store: a driver, a prefix in its bucket and a versioning system."""
+    """An asset store: a driver and a prefix in its bucket."""
 
     driver: StorageDriver
     prefix: str
@@ -81,8 +69,9 @@ class StorageProvider:
         force_download: bool | None = None,
         client: Any = None,
         *,
-        versioning: str | type[AssetsVersioningSystem] | None = None,
+        versioning: Versioning | None = None,
         max_workers: int | None = None,
+        refused_timeout_s: float | None = None,
         **driver_settings: Any,
     ) -> None:
         name = provider or environment.storage_provider()
@@ -91,10 +80,20 @@ class StorageProvider:
         self.provider = name
         self.prefix = (prefix or environment.storage_prefix()).strip("/")
         check_relative_part(self.prefix, "the storage prefix")
-        self.timeout = timeout_s if timeout_s is not None else environment.storage_timeout_s()
-        self.force_download = (
-            environment.storage_force_download() if force_download is None else force_download
+        self.timeout = (
+            environment.parse_seconds("timeout_s", timeout_s)
+            if timeout_s is not None
+            else environment.storage_timeout_s()
         )
+        #: How long a refused connection is retried (None: as long as any fault).
+        self.refused_timeout = refused_timeout_s
+        self.claim_timeout = environment.claim_timeout_s()
+        self.force_download = (
+            environment.storage_force_download()
+            if force_download is None
+            else environment.parse_flag("force_download", force_download)
+        )
+        #: The system new assets take; an existing asset keeps its own (see read_index).
         self.versioning = get_versioning_system(versioning)
         self.driver = make_driver(
             name, bucket or environment.storage_bucket(), client, self.timeout, **driver_settings
@@ -102,6 +101,10 @@ class StorageProvider:
         self.max_workers = max_workers or environment.storage_max_workers(
             self.driver.default_max_workers
         )
+        #: ``(name, version)`` claimed by the push under way and not yet published (what an
+        #: interrupted push leaves behind).
+        self.pending_claim: tuple[str, str] | None = None
+        self._pusher = Pusher(self)
 
     def __repr__(self) -> str:
         return (
@@ -123,100 +126,219 @@ class StorageProvider:
     def get_object_uri(self, name: str, version: str, sub_part: str | None = None) -> str:
         return self.driver.get_object_uri(self.get_object_name(name, version), sub_part)
 
-    def _retry(self, call: Callable[[], T], what: str) -> T:
+    def part_object_name(self, name: str, version: str, part: str) -> str:
+        base = self.get_object_name(name, version)
+        return f"{base}/{part}" if part else base
+
+    _part_object_name = part_object_name
+
+    def retry(self, call: Callable[[], T], what: str) -> T:
         """``call()``, retried on transient faults within the storage timeout."""
         return retry_transient(call, self.timeout, what)
 
+    _retry = retry
+
     # -- reading the index and metas ---------------------------------------------------------
 
-    def _read_versions(self, name: str) -> tuple[list[str], str | None] | None:
-        """Versions (latest first) and their token, or None when the asset does not exist."""
+    def read_index(self, name: str) -> AssetIndex | None:
+        """The asset's index, its versions checked against its system; None when it has none."""
         object_name = self.get_versions_object_name(name)
         try:
-            data, token = self._retry(lambda: self.driver.read_object(object_name), object_name)
+            data, token = self.retry(lambda: self.driver.read_object(object_name), object_name)
         except errors.ObjectDoesNotExistError:
             return None
-        return parse_versions(data, object_name, self.versioning), token
+        raw = parse_index(data, object_name)
+        system = self._system_of(raw, object_name)
+        versions = check_versions(raw.versions, object_name, system)
+        return AssetIndex(name, versions, system, token, raw.system is not None, raw.extra)
+
+    def _system_of(self, raw: VersionsIndex, object_name: str) -> AssetsVersioningSystem:
+        """The system an index records, else the first installed one (the provider's first)
+        that every listed version fits."""
+        if raw.system is not None:
+            return get_versioning_system(raw.system)
+        for system in installed_systems(self.versioning):
+            if all(
+                system.is_version_valid(v) and system.is_version_complete(v) for v in raw.versions
+            ):
+                return system
+        raise errors.CorruptStoreError(
+            object_name, "its versions fit no installed versioning system"
+        )
+
+    def require_index(self, name: str) -> AssetIndex:
+        """The asset's index; RemoteAssetDoesNotExistError when it has none."""
+        check_name(name)
+        index = self.read_index(name)
+        if index is None:
+            raise errors.RemoteAssetDoesNotExistError(
+                name,
+                None,
+                self.get_versions_object_name(name),
+                self.driver.bucket,
+                hint=f"no {self.get_versions_object_name(name)} in {self.provider} bucket "
+                f"{self.driver.bucket!r}; use `new` to create it",
+            )
+        return index
+
+    def versioning_for(self, name: str) -> AssetsVersioningSystem:
+        """The versioning system of asset ``name`` (the provider's, for an asset not yet made)."""
+        index = self.read_index(name)
+        return index.system if index is not None else self.versioning
 
     def asset_exists(self, name: str) -> bool:
         """Whether asset ``name`` has a ``.versions`` index."""
         object_name = self.get_versions_object_name(check_name(name))
-        return self._retry(lambda: self.driver.exists(object_name), object_name)
+        return self.retry(lambda: self.driver.exists(object_name), object_name)
 
     def get_versions_info(self, name: str) -> list[str]:
-        """All versions of an asset, latest first."""
-        check_name(name)
-        found = self._read_versions(name)
-        if found is None:
-            raise errors.AssetDoesNotExistError(name)
-        return found[0]
+        """All versions of an asset, latest first (modelkit's; RemoteAssetDoesNotExistError, an
+        ObjectDoesNotExistError, when the asset has no index)."""
+        return self.require_index(name).versions
 
     def resolve_version(self, name: str, version: str | None = None) -> str:
-        """The exact version ``name[:version]`` designates now (latest, latest of a major...)."""
-        if version is not None and self.versioning.is_version_complete(
-            self.versioning.validate(version)
-        ):
-            return version
-        versions = self.get_versions_info(name)
+        """The exact published version ``name[:version]`` designates now (latest, latest of a
+        major...), by the asset's own versioning system."""
+        index = self.require_index(name)
+        if not index.versions:
+            raise errors.RemoteAssetDoesNotExistError(
+                name,
+                None,
+                self.get_versions_object_name(name),
+                self.driver.bucket,
+                hint="its .versions lists no version",
+            )
         if version is None:
-            return versions[0]
+            return index.versions[0]
+        index.system.check_version_valid(version)
+        if index.system.is_version_complete(version):
+            if version not in index.versions:
+                raise self._missing_version(name, version)
+            return version
         try:
-            return self.versioning.get_latest_partial_version(version, versions)
+            return index.system.get_latest_partial_version(version, index.versions)
         except errors.AssetDoesNotExistError:
-            raise errors.AssetDoesNotExistError(name, version) from None
+            raise self._missing_version(name, version) from None
+
+    def _missing_version(self, name: str, version: str) -> errors.RemoteAssetDoesNotExistError:
+        return errors.RemoteAssetDoesNotExistError(
+            name, version, self.get_meta_object_name(name, version), self.driver.bucket
+        )
 
     def read_meta(self, name: str, version: str) -> AssetMeta:
-        """A version's checked ``.meta``."""
+        """A version's checked ``.meta`` (RemoteAssetDoesNotExistError if it has none)."""
         object_name = self.get_meta_object_name(name, version)
         try:
-            data, _ = self._retry(lambda: self.driver.read_object(object_name), object_name)
+            data, _ = self.retry(lambda: self.driver.read_object(object_name), object_name)
         except errors.ObjectDoesNotExistError:
-            raise errors.AssetDoesNotExistError(name, version) from None
+            raise self._missing_version(name, version) from None
         return parse_meta(data, object_name)
 
     def get_asset_meta(self, name: str, version: str) -> dict[str, Any]:
         """A version's meta as a dictionary, ``push_date`` a datetime (as in modelkit)."""
         return self.read_meta(name, version).to_public()
 
+    def version_state(self, name: str, version: str) -> tuple[str, AssetMeta | None, str]:
+        """``("published" | "unpublished" | "missing", its meta, details)`` of one version."""
+        index = self.read_index(name)
+        try:
+            meta = self.read_meta(name, version)
+        except errors.AssetDoesNotExistError:
+            return "missing", None, ""
+        if index is not None and version in index.versions:
+            return "published", meta, ""
+        owner = self._pusher.claim_owner(name, version, meta)
+        return "unpublished", meta, f"claimed by {owner.describe()}"
+
+    def claimed_versions(self, name: str) -> list[str]:
+        """Versions that have a ``.meta`` in the store (published or not), latest first."""
+        prefix = f"{self.prefix}/{name}/"
+        listing = self.retry(lambda: list(self.driver.iterate_objects(prefix)), prefix)
+        stems = [n[len(prefix) : -len(".meta")] for n in listing if n.endswith(".meta")]
+        stems = [v for v in stems if "/" not in v]
+        system = next(
+            (
+                s
+                for s in installed_systems(self.versioning)
+                if all(s.is_version_valid(v) for v in stems)
+            ),
+            self.versioning,
+        )
+        return system.sort_versions(v for v in stems if system.is_version_valid(v))
+
+    def _asset_names(self) -> list[str]:
+        start, suffix = len(self.prefix) + 1, ".versions"
+        listing = self.retry(lambda: list(self.driver.iterate_objects(self.prefix + "/")), "list")
+        return sorted(n[start : -len(suffix)] for n in listing if n.endswith(suffix))
+
     def iterate_assets(self) -> Iterator[tuple[str, list[str]]]:
         """``(name, versions latest first)`` for every asset under the prefix, by name."""
-        start, suffix = len(self.prefix) + 1, ".versions"
-        listing = self._retry(lambda: list(self.driver.iterate_objects(self.prefix + "/")), "list")
-        names = sorted(
-            object_name[start : -len(suffix)]
-            for object_name in listing
-            if object_name.endswith(suffix)
-        )
-        for name in names:
-            found = self._read_versions(name)
-            if found is not None:
-                yield name, found[0]
+        for name in self._asset_names():
+            index = self.read_index(name)
+            if index is not None:
+                yield name, index.versions
 
     def list_assets(self) -> list[dict[str, Any]]:
-        """Every asset with its versions, latest version and its push date, read in parallel.
-
-        A latest ``.meta`` that cannot be read leaves ``push_date`` None, with a warning.
+        """Every asset with its versions, its system, latest version and its push date, read in
+        parallel. An index that cannot be read gives a row with ``error`` set (the others are
+        listed all the same); a latest ``.meta`` that cannot be read leaves ``push_date`` None.
         """
-        found = list(self.iterate_assets())
+        names = self._asset_names()
 
-        def push_date(item: tuple[str, list[str]]) -> str | None:
-            name, versions = item
-            if not versions:
-                return None
+        def row(name: str) -> dict[str, Any]:
             try:
-                return self.read_meta(name, versions[0]).push_date.isoformat()
+                index = self.read_index(name)
             except errors.ModelkitAssetsError as exc:
-                logger.warning("cannot read the meta of %s:%s: %s", name, versions[0], exc)
-                return None
+                return {
+                    "name": name,
+                    "versions": [],
+                    "latest": None,
+                    "push_date": None,
+                    "versioning": None,
+                    "error": str(exc),
+                }
+            versions = index.versions if index is not None else []
+            found: dict[str, Any] = {
+                "name": name,
+                "versions": versions,
+                "latest": versions[0] if versions else None,
+                "push_date": None,
+                "versioning": index.system.name if index is not None else None,
+                "error": None,
+            }
+            if versions:
+                try:
+                    found["push_date"] = self.read_meta(name, versions[0]).push_date.isoformat()
+                except errors.ModelkitAssetsError as exc:
+                    logger.warning("cannot read the meta of %s:%s: %s", name, versions[0], exc)
+            return found
 
-        with ThreadPoolExecutor(max(1, min(self.max_workers, len(found)))) as pool:
-            dates = list(pool.map(push_date, found))
-        return [
-            {"name": n, "versions": v, "latest": v[0] if v else None, "push_date": d}
-            for (n, v), d in zip(found, dates, strict=True)
-        ]
+        with ThreadPoolExecutor(max(1, min(self.max_workers, len(names)))) as pool:
+            return list(pool.map(row, names))
 
-    # -- pushing ------------------------------------------------------------------------------
+    # -- pushing (the protocol is in :mod:`.push`) --------------------------------------------
+
+    def plan_new(
+        self, asset_path: str | LocalSource, name: str, version: str | None = None
+    ) -> PushPlan:
+        """What ``new`` would push, checked against the store (nothing is written)."""
+        check_name(name)
+        source = self.scan(asset_path)
+        return self._pusher.plan_new(
+            source, name, version or self.versioning.get_initial_version(), self.versioning
+        )
+
+    def plan_update(
+        self,
+        asset_path: str | LocalSource,
+        name: str,
+        version: str | None = None,
+        bump_major: bool = False,
+    ) -> PushPlan:
+        """What ``update name[:version] [--bump-major]`` would push now (nothing is written)."""
+        return self._pusher.plan_update(
+            self.scan(asset_path), check_name(name), version, bump_major
+        )
 
     def new(
         self,
@@ -225,24 +347,30 @@ class StorageProvider:
         version: str | None = None,
         dry_run: bool = False,
         progress: TransferProgress = NO_PROGRESS,
+        plan: PushPlan | None = None,
     ) -> PushPlan:
-        """Create asset ``name`` at ``version`` (default: the system's initial version)."""
+        """Create asset ``name`` at ``version`` (default: the system's initial version), as
+        :meth:`plan_new` plans it (``plan``: one already shown to the user)."""
         check_name(name)
-        if self._read_versions(name) is not None:
-            raise errors.AssetAlreadyExistsError(name)
-        version = version or self.versioning.get_initial_version()
-        try:
-            return self.push(asset_path, name, version, dry_run=dry_run, progress=progress)
-        except errors.VersionConflictError:
-            if self._read_versions(name) is not None:
-                raise errors.AssetAlreadyExistsError(name) from None
-            # No index yet: a push that never finished claimed this version with other bytes.
-            raise errors.VersionConflictError(
-                name,
-                version,
-                hint="an unfinished push claimed it with other content; push that content "
-                f"again, or create the asset at another version (new PATH {name}:VERSION)",
-            ) from None
+        with self._scanned(asset_path, dry_run, progress) as source:
+            plan = plan or self._pusher.plan_new(
+                source, name, version or self.versioning.get_initial_version(), self.versioning
+            )
+            if dry_run:
+                return attrs.evolve(plan, dry_run=True)
+            try:
+                return self._pusher.push(
+                    source, name, plan.version, self.versioning, progress, plan=plan
+                )
+            except errors.VersionConflictError:
+                if self.read_index(name) is not None:
+                    raise errors.AssetAlreadyExistsError(name) from None
+                raise errors.VersionConflictError(
+                    name,
+                    plan.version,
+                    hint="an unfinished push claimed it with other content; push that content "
+                    f"again, or create the asset at another version (new PATH {name}:VERSION)",
+                ) from None
 
     def update(
         self,
@@ -252,14 +380,21 @@ class StorageProvider:
         dry_run: bool = False,
         progress: TransferProgress = NO_PROGRESS,
     ) -> PushPlan:
-        """Add ``version`` to the existing asset ``name``."""
-        check_name(name)
-        found = self._read_versions(name)
-        if found is None:
-            raise errors.AssetDoesNotExistError(name)
-        if version in found[0]:
+        """Add ``version`` to the existing asset ``name`` (modelkit's: the version is given)."""
+        index = self.require_index(name)
+        index.system.check_version_valid(version)
+        if version in index.versions:
             raise errors.AssetAlreadyExistsError(name, version, "versions are immutable")
-        return self.push(asset_path, name, version, dry_run=dry_run, progress=progress)
+        self._pusher.check_index(index)
+        self._pusher.check_not_nested(name, version)
+        with self._scanned(asset_path, dry_run, progress) as source:
+            plan = self._pusher.with_base(
+                self._pusher._plan(source, name, version),
+                index.versions[0] if index.versions else None,
+            )
+            if dry_run:
+                return attrs.evolve(plan, dry_run=True)
+            return self._pusher.push(source, name, version, index.system, progress, plan=plan)
 
     def update_next(
         self,
@@ -269,49 +404,49 @@ class StorageProvider:
         bump_major: bool = False,
         dry_run: bool = False,
         progress: TransferProgress = NO_PROGRESS,
+        plan: PushPlan | None = None,
     ) -> PushPlan:
-        """Push the next version (``update PATH name[:major] [--bump-major]``).
+        """Push the next version (``update PATH name[:major] [--bump-major]``), the one
+        :meth:`plan_update` names (``plan``: one already shown to the user).
 
-        The version is picked from ``.versions``; if a concurrent push takes it first, the next
-        one is picked and the push retried, so every successful update gets its own version.
-        """
+        If a concurrent push takes that version first, the next one is planned and pushed, so
+        every successful update gets its own version; the result's ``planned_version`` then
+        names the version the first plan showed."""
         check_name(name)
-        taken: list[str] = []
-        deadline = time.monotonic() + self.timeout
         with self._scanned(asset_path, dry_run, progress) as source:
+            shown = plan or self._pusher.plan_update(source, name, version, bump_major)
+            if dry_run:
+                return attrs.evolve(shown, dry_run=True)
+            current, taken = shown, [v for v, _ in shown.skipped]
             while True:
-                found = self._read_versions(name)
-                if found is None:
-                    raise errors.AssetDoesNotExistError(name)
-                new_version = self._increment(name, found[0] + taken, version, bump_major)
+                index = self.require_index(name)
                 try:
-                    return self._push_source(
-                        source, name, new_version, dry_run, progress, exclusive=True
+                    pushed = self._pusher.push(
+                        source,
+                        name,
+                        current.version,
+                        index.system,
+                        progress,
+                        exclusive=True,
+                        plan=current,
                     )
                 except errors.VersionConflictError:
-                    if time.monotonic() > deadline:
-                        raise
                     logger.info(
-                        "version %s:%s was taken meanwhile; trying the next", name, new_version
+                        "%s:%s was taken meanwhile; planning the next", name, current.version
                     )
-                    taken.append(new_version)
+                    taken.append(current.version)
+                    current = self._pusher.plan_update(
+                        source, name, version, bump_major, tuple(taken)
+                    )
+                    continue
+                if pushed.version != shown.version:
+                    pushed = attrs.evolve(pushed, planned_version=shown.version)
+                return pushed
 
     def next_version(self, name: str, version: str | None = None, bump_major: bool = False) -> str:
-        """The version ``update name[:version] [--bump-major]`` would push now."""
-        return self._increment(name, self.get_versions_info(name), version, bump_major)
-
-    def _increment(
-        self, name: str, versions: list[str], version: str | None, bump_major: bool
-    ) -> str:
-        if version is not None:
-            self.versioning.validate(version)
-        params = self.versioning.get_update_cli_params(
-            version=version, version_list=versions, bump_major=bump_major
-        )["params"]
-        try:
-            return self.versioning.increment_version(versions, params)
-        except errors.AssetMajorVersionDoesNotExistError as exc:
-            raise errors.AssetMajorVersionDoesNotExistError(name, exc.major) from None
+        """The version ``update name[:version] [--bump-major]`` would make from the index alone
+        (:meth:`plan_update` also passes over versions held by unfinished pushes)."""
+        return self._pusher.increment(self.require_index(name), version, bump_major)
 
     def push(
         self,
@@ -323,8 +458,47 @@ class StorageProvider:
     ) -> PushPlan:
         """Push ``asset_path`` as ``name:version`` and publish it in ``.versions``."""
         check_name(name)
+        system = self.versioning_for(name)
         with self._scanned(asset_path, dry_run, progress) as source:
-            return self._push_source(source, name, version, dry_run, progress)
+            if dry_run:
+                return attrs.evolve(self._pusher._plan(source, name, version), dry_run=True)
+            return self._pusher.push(source, name, version, system, progress)
+
+    def reindex(self, name: str, dry_run: bool = False) -> dict[str, Any]:
+        """Rebuild ``name``'s ``.versions`` from the metas of the store: every version whose
+        ``.meta`` and objects are all there is listed; nothing already listed is dropped.
+        Returns ``{"name", "versions", "added", "incomplete"}``."""
+        check_name(name)
+        prefix = f"{self.prefix}/{name}/"
+        listing = set(self.retry(lambda: list(self.driver.iterate_objects(prefix)), prefix))
+        index = self.read_index(name)
+        versions = self.claimed_versions(name)
+        system = index.system if index is not None else self.versioning
+        if versions and not all(system.is_version_valid(v) for v in versions):
+            system = next(
+                s
+                for s in installed_systems(self.versioning)
+                if all(s.is_version_valid(v) for v in versions)
+            )
+        complete: list[str] = []
+        incomplete: list[str] = []
+        for version in versions:
+            meta = self.read_meta(name, version)
+            parts = meta.contents if meta.is_directory else ("",)
+            names = {self.part_object_name(name, version, p) for p in parts}
+            (complete if names <= listing else incomplete).append(version)
+        listed = index.versions if index is not None else []
+        added = [v for v in complete if v not in listed]
+        result = {
+            "name": name,
+            "versions": system.sort_versions({*listed, *complete}),
+            "added": added,
+            "incomplete": incomplete,
+        }
+        if added and not dry_run:
+            for version in system.sort_versions(added):
+                self._pusher.publish(name, version, system)
+        return result
 
     def scan(self, asset_path: str | LocalSource) -> LocalSource:
         """The files of a local path with their hashes (a LocalSource is returned as is)."""
@@ -348,173 +522,6 @@ class StorageProvider:
             yield source
         finally:
             source.discard_staged()
-
-    def _push_source(
-        self,
-        source: LocalSource,
-        name: str,
-        version: str,
-        dry_run: bool,
-        progress: TransferProgress,
-        exclusive: bool = False,
-    ) -> PushPlan:
-        self.versioning.validate(version)
-        if not self.versioning.is_version_complete(version):
-            raise errors.InvalidVersionError(version, self.versioning.name, "a complete version")
-        plan = PushPlan(name, version, source, self.get_object_uri(name, version), dry_run)
-        if dry_run:
-            return plan
-        meta = AssetMeta(
-            push_date=datetime.datetime.now(datetime.timezone.utc),
-            is_directory=source.is_directory,
-            contents=tuple(f.part for f in source.files) if source.is_directory else (),
-            digests={f.part: f.digest for f in source.files},
-            claim=uuid.uuid4().hex,
-        )
-        self._claim_version(name, version, meta, exclusive)
-        progress.start(f"push {name}:{version}", source.size, len(source.files))
-        try:
-            run_parallel(
-                lambda f: self._upload_file(f, name, version, progress, source.staged.get(f.part)),
-                source.files,
-                self.max_workers,
-            )
-        finally:
-            progress.finish()
-        self._publish_version(name, version)
-        logger.info(
-            "pushed %s:%s (%d files, %d bytes)", name, version, len(source.files), source.size
-        )
-        return plan
-
-    def _claim_version(self, name: str, version: str, meta: AssetMeta, exclusive: bool) -> None:
-        """Create the version's ``.meta`` (see step 1 above); ``exclusive``: only ours will do."""
-        object_name = self.get_meta_object_name(name, version)
-        data = meta.to_json()
-        try:
-            self._retry(
-                lambda: self.driver.write_object(data, object_name, if_absent=True), object_name
-            )
-        except errors.PreconditionFailedError:
-            existing = self.read_meta(name, version)
-            if not meta.same_content(existing) or (exclusive and existing.claim != meta.claim):
-                raise errors.VersionConflictError(name, version) from None
-            logger.info("resuming an earlier push of %s:%s with the same content", name, version)
-
-    def _part_object_name(self, name: str, version: str, part: str) -> str:
-        base = self.get_object_name(name, version)
-        return f"{base}/{part}" if part else base
-
-    def _upload_file(
-        self,
-        file: SourceFile,
-        name: str,
-        version: str,
-        progress: TransferProgress,
-        staged: StagedFile | None = None,
-    ) -> None:
-        """Create one object (commit it, if it was staged); the bar moves as its bytes go out,
-        each byte counted once even when the upload is retried from the start. (Small files,
-        a thousand in a push, take the shortest path: their bytes are held, and go at once.)"""
-        object_name = self._part_object_name(name, version, file.part)
-        streamed: HighWater | None = None
-        attempt: Callable[[], None]
-        if staged is not None:
-            attempt = functools.partial(staged.commit, object_name)
-        elif file.content is not None:
-            attempt = functools.partial(
-                self.driver.create_object_from_bytes, file.content, object_name, file.path
-            )
-        else:
-            streamed = HighWater(progress.advance)
-            attempt = functools.partial(self._stream_file, file.path, object_name, streamed)
-        try:
-            self._retry(attempt, object_name)
-        except errors.ObjectAlreadyExistsError:
-            if self._remote_digest(object_name, file.digest.algorithm) != file.digest:
-                logger.warning(
-                    "replacing %s, left half-written by an interrupted push", object_name
-                )
-                self._retry(lambda: self._replace(file, object_name), object_name)
-        if streamed is None:
-            progress.advance(file.digest.size, files=1)
-        else:
-            streamed.reached(file.digest.size)
-            progress.advance(files=1)
-
-    def _stream_file(self, path: str, object_name: str, sent: HighWater) -> None:
-        """One attempt at creating an object from the file at ``path``, reporting to ``sent``
-        the position it reaches."""
-        position = 0
-
-        def on_bytes(count: int) -> None:
-            nonlocal position
-            position += count
-            sent.reached(position)
-
-        self.driver.create_object_with_progress(path, object_name, on_bytes)
-
-    def _replace(self, file: SourceFile, object_name: str) -> None:
-        """Overwrite an object with the file's content: the bytes that were hashed, if kept."""
-        if file.content is not None:
-            self.driver.write_object(file.content, object_name)
-        else:
-            self.driver.upload_object(file.path, object_name)
-
-    def _remote_digest(self, object_name: str, algorithm: str) -> FileDigest:
-        with tempfile.TemporaryDirectory(prefix="modelkit-assets-") as tmp:
-            path = os.path.join(tmp, "object")
-            return self._download(object_name, path, algorithm)
-
-    @overload
-    def _download(self, object_name: str, destination: str, algorithm: None = None) -> None: ...
-
-    @overload
-    def _download(self, object_name: str, destination: str, algorithm: str) -> FileDigest: ...
-
-    def _download(
-        self, object_name: str, destination: str, algorithm: str | None = None
-    ) -> FileDigest | None:
-        """Download one object, again from scratch after a transient fault; with an
-        ``algorithm``, the size and digest of what was written (hashed on the way when the
-        driver can)."""
-
-        def attempt() -> FileDigest | None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(destination)  # whatever a failed attempt left
-            if algorithm:
-                return self.driver.download_object_with_digest(object_name, destination, algorithm)
-            self.driver.download_object(object_name, destination)
-            return None
-
-        return self._retry(attempt, object_name)
-
-    def _publish_version(self, name: str, version: str) -> None:
-        """Add ``version`` to ``.versions`` by compare-and-swap, retrying lost races."""
-        object_name = self.get_versions_object_name(name)
-        deadline = time.monotonic() + self.timeout
-        delay = 0.01
-        while True:
-            found = self._read_versions(name)
-            versions, token = found if found is not None else ([], None)
-            if version in versions:
-                return
-            data = dump_versions(self.versioning.sort_versions([*versions, version]))
-            try:
-                write = functools.partial(
-                    self.driver.write_object,
-                    data,
-                    object_name,
-                    if_match=token,
-                    if_absent=found is None,
-                )
-                self._retry(write, object_name)
-                return
-            except errors.PreconditionFailedError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(random.uniform(0, delay))
-                delay = min(delay * 2, 1.0)
 
     # -- downloading --------------------------------------------------------------------------
 
@@ -555,6 +562,14 @@ def make_driver(
         bucket,
         client=client,
         timeout_s=timeout_s,
-        lazy=environment.lazy_driver(),
+        lazy=_lazy(driver_settings),
         **driver_settings,
+    )
+
+
+def _lazy(driver_settings: dict[str, Any]) -> bool:
+    """``lazy_driver=`` (modelkit's keyword) if given, else MODELKIT_LAZY_DRIVER."""
+    given = driver_settings.pop("lazy_driver", None)
+    return (
+        environment.lazy_driver() if given is None else environment.parse_flag("lazy_driver", given)
     )

@@ -228,7 +228,7 @@ class _Download:
         if len(pending) < len(self.parts):
             self.progress.advance(files=len(self.parts) - len(pending))
         try:
-            self.provider._retry(self._attempt, f"{self.name}:{self.version}")
+            self.provider.retry(self._attempt, f"{self.name}:{self.version}")
         finally:
             self.progress.finish()
             if self._pool is not None:

@@ -211,7 +211,7 @@ def _allocated(path: str) -> int:
 
 
 def matching(
-    entries: Iterable[Entry], specs: Iterable[str], versioning: type[AssetsVersioningSystem]
+    entries: Iterable[Entry], specs: Iterable[str], versioning: AssetsVersioningSystem
 ) -> list[Entry]:
     """The entries that ``specs`` designate (all of them without specs): ``name`` (a glob
     such as ``team/*`` too) for every version, ``name:version``, or ``name:1`` for every
@@ -230,7 +230,7 @@ def _parse(spec: str) -> tuple[str, str | None]:
 
 
 def _matches(
-    entry: Entry, name: str, version: str | None, versioning: type[AssetsVersioningSystem]
+    entry: Entry, name: str, version: str | None, versioning: AssetsVersioningSystem
 ) -> bool:
     if not (entry.name == name or fnmatch.fnmatchcase(entry.name, name)):
         return False

@@ -170,7 +170,7 @@ class AssetsCache:
             except OSError:
                 continue
 
-    def local_versions(self, name: str, versioning: type[AssetsVersioningSystem]) -> list[str]:
+    def local_versions(self, name: str, versioning: AssetsVersioningSystem) -> list[str]:
         """Complete local versions of ``name`` in any of the folders, latest first."""
         versions: set[str] = set()
         for root in self.tiers:
@@ -182,7 +182,7 @@ class AssetsCache:
             versions.update(
                 e
                 for e in entries
-                if versioning.check_version_valid(e)
+                if versioning.is_version_valid(e)
                 and versioning.is_version_complete(e)
                 and complete_in(folder, e) is not None
             )

@@ -132,7 +132,7 @@ def plan_prune(
 
 
 def plan_rm(
-    cache: AssetsCache, specs: Iterable[str], versioning: type[AssetsVersioningSystem]
+    cache: AssetsCache, specs: Iterable[str], versioning: AssetsVersioningSystem
 ) -> tuple[Plan, list[Entry]]:
     """What :func:`carry_out` removes for ``cache rm SPECS``: versions and partial downloads
     of the written folder; and the matching versions of read-only folders, which stay."""

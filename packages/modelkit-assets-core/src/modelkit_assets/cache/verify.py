@@ -101,7 +101,9 @@ def verify(
         for part, digest in x.files.items()
     ]
     jobs.sort(key=lambda job: -(job[3].size if job[3] else 0))  # the largest first
-    with ThreadPoolExecutor(workers or max(2, os.cpu_count() or 2), "modelkit-assets-verify") as pool:
+    with ThreadPoolExecutor(
+        workers or max(2, os.cpu_count() or 2), "modelkit-assets-verify"
+    ) as pool:
         verdicts = list(pool.map(lambda job: _check_file(job[2], job[3]), jobs))
     damage: dict[int, list[Damage]] = {}
     sizes: dict[int, int] = {}
@@ -142,8 +144,13 @@ def _expected(cache: AssetsCache, entry: Entry, provider: StorageProvider | None
     parts = meta.contents if meta.is_directory else ("",)
     if meta.digests:
         return _Expected(BY_DIGEST, "store", dict(meta.digests), meta)
-    return _Expected(BY_PRESENCE, "store", dict.fromkeys(parts), meta,
-                     note="its .meta (written by modelkit) records no sizes or digests")
+    return _Expected(
+        BY_PRESENCE,
+        "store",
+        dict.fromkeys(parts),
+        meta,
+        note="its .meta (written by modelkit) records no sizes or digests",
+    )
 
 
 def _part_path(base: str, part: str) -> str:
@@ -166,8 +173,11 @@ def _check_file(path: str, digest: FileDigest | None) -> Damage | None:
     except OSError as exc:
         return Damage("", "missing", str(exc))
     if actual != digest:
-        return Damage("", "modified", f"{digest.algorithm} {actual.hexdigest[:12]}... instead of "
-                      f"{digest.hexdigest[:12]}...")
+        return Damage(
+            "",
+            "modified",
+            f"{digest.algorithm} {actual.hexdigest[:12]}... instead of {digest.hexdigest[:12]}...",
+        )
     return None
 
 
@@ -198,9 +208,7 @@ def _adopt(cache: AssetsCache, check: Check, wanted: _Expected) -> None:
         logger.debug("cannot write the record of %s: %s", entry.spec, exc)
 
 
-def repair(
-    cache: AssetsCache, provider: StorageProvider, checks: Sequence[Check]
-) -> list[Check]:
+def repair(cache: AssetsCache, provider: StorageProvider, checks: Sequence[Check]) -> list[Check]:
     """Download again each damaged version of ``checks`` into the written folder: its intact
     files are cloned (and checked again), the damaged ones fetched. Returns the checks, the
     repaired ones marked so."""

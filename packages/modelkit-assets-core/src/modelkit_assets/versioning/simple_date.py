@@ -1,4 +1,8 @@
-"""UTC timestamp versions ``YYYY-MM-DDThh-mm-ssZ``: every update is stamped with the time."""
+"""UTC timestamp versions ``YYYY-MM-DDThh-mm-ssZ``: every update is stamped with the time.
+
+Versions are checked by their format alone, as modelkit does (``0000-00-00T00-00-00Z`` is a
+version), and order alphabetically, which is chronological for real dates.
+"""
 
 from __future__ import annotations
 
@@ -20,19 +24,14 @@ class SimpleDateAssetsVersioningSystem(AssetsVersioningSystem):
     name = "simple_date"
     expected_format = "YYYY-MM-DDThh-mm-ssZ, e.g. 2024-01-31T12-00-00Z"
 
-    @staticmethod
-    def get_initial_version() -> str:
+    @classmethod
+    def get_initial_version(cls) -> str:
         return datetime.datetime.now(datetime.timezone.utc).strftime(_FORMAT)
 
     @classmethod
-    def check_version_valid(cls, version: str) -> bool:
-        if not _VERSION_RE.match(version):
-            return False
-        try:
-            datetime.datetime.strptime(version, _FORMAT)
-        except ValueError:
-            return False
-        return True
+    def check_version_valid(cls, version: str) -> None:
+        if not _VERSION_RE.match(version or ""):
+            raise errors.InvalidVersionError(version, cls.name, cls.expected_format)
 
     @classmethod
     def sort_versions(cls, version_list: Iterable[str]) -> list[str]:
@@ -46,16 +45,24 @@ class SimpleDateAssetsVersioningSystem(AssetsVersioningSystem):
         latest = cls.sort_versions(version_list or [])[:1]
         if latest and version <= latest[0]:
             # Two updates in one second, or a clock behind the store: stay strictly increasing.
-            stamp = datetime.datetime.strptime(latest[0], _FORMAT) + datetime.timedelta(seconds=1)
-            version = stamp.strftime(_FORMAT)
+            version = _next_second(latest[0])
         return version
 
     @classmethod
-    def get_update_cli_params(
-        cls, *, version: str | None, version_list: list[str], bump_major: bool = False
-    ) -> dict[str, Any]:
-        if version is not None or bump_major:
-            raise errors.InvalidVersionError(
-                version or "--bump-major", cls.name, "no version when updating (the date is used)"
-            )
-        return {"display": "a new version stamped with the current UTC date", "params": {}}
+    def get_update_cli_params(cls, **kwargs: Any) -> dict[str, Any]:
+        version_list = list(kwargs.get("version_list") or [])
+        display = [f"Found a total of {len(version_list)} versions ", f"{version_list}"]
+        if version_list:
+            display.append(f"Last version is {cls.sort_versions(version_list)[0]}")
+        return {"display": "\n".join(display), "params": {}}
+
+
+def _next_second(version: str) -> str:
+    """The version one second after ``version``; for a version that is not a real date
+    (valid by format only), the next string of that format."""
+    try:
+        stamp = datetime.datetime.strptime(version, _FORMAT) + datetime.timedelta(seconds=1)
+    except ValueError:
+        d = str(int(re.sub(r"\D", "", version)) + 1).zfill(14)
+        return f"{d[:4]}-{d[4:6]}-{d[6:8]}T{d[8:10]}-{d[10:12]}-{d[12:14]}Z"
+    return stamp.strftime(_FORMAT)

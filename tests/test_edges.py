@@ -1,0 +1,397 @@
+"""Answers at the edges (issue 16): what a new user breaks in the first hour, through the CLI."""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelkit_assets import AssetsManager, StorageProvider, errors
+from modelkit_assets.meta import AssetMeta
+from tests.cli_runner import as_json, fails, ok, run
+from tests.conftest import StoreEnv
+
+DATE = "2024-01-31T12-00-00Z"
+
+
+@pytest.fixture
+def asset_file(tmp_path: Path) -> Path:
+    path = tmp_path / "asset.txt"
+    path.write_text("content")
+    return path
+
+
+@pytest.fixture
+def local_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A local store, configured through the environment; returns the assets dir."""
+    for folder in ("bucket", "assets"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.setenv("MODELKIT_STORAGE_PROVIDER", "local")
+    monkeypatch.setenv("MODELKIT_STORAGE_BUCKET", str(tmp_path / "bucket"))
+    monkeypatch.setenv("MODELKIT_ASSETS_DIR", str(tmp_path / "assets"))
+    return tmp_path / "assets"
+
+
+# -- 1. a missing asset is an error, never a cache folder --------------------------------------
+
+
+def test_a_missing_asset_is_an_error_never_a_cache_folder(
+    store_env: StoreEnv, asset_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("new", str(asset_file), "cat/name", "--yes")
+    ok("fetch", "cat/name:0.0")  # ASSETS_DIR/cat/name now holds a version
+    for spec in ("cat", "cat/name:0.9", "cat/other"):
+        assert "does not exist" in fails("fetch", spec)
+    store = StorageProvider()
+    store.driver.write_object(b'{"versions": []}', store.get_versions_object_name("cat/name"))
+    assert "lists no version" in fails("fetch", "cat/name")
+    monkeypatch.setenv("MODELKIT_STORAGE_PREFIX", "wrong-prefix")
+    line = fails("fetch", "cat/name")
+    assert "does not exist" in line
+    assert "wrong-prefix/cat/name.versions" in line
+
+
+def test_pre_downloaded_mode_never_answers_the_cache_folders(
+    local_env: Path, asset_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("new", str(asset_file), "cat/name", "--yes")
+    ok("fetch", "cat/name:0.0")
+    (local_env / "cat" / "name" / ".0.0.SUCCESS").unlink()  # the only version, incomplete now
+    monkeypatch.delenv("MODELKIT_STORAGE_PROVIDER")
+    for spec in ("cat/name", "cat", ".cache", "cat/name/0.0"):
+        result = run("fetch", spec)
+        assert result.exit_code != 0, (spec, result.stdout)
+        assert "Traceback" not in result.stderr
+    (local_env / "plain").mkdir()
+    (local_env / "plain" / "file.txt").write_text("not an asset")
+    assert ok("fetch", "plain/file.txt").stdout.strip() == str(local_env / "plain" / "file.txt")
+
+
+# -- 2. one store, both versioning systems -----------------------------------------------------
+
+
+def test_one_store_with_both_systems_works_whatever_the_environment_says(
+    store_env: StoreEnv, asset_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("new", str(asset_file), "mm", "--yes")
+    monkeypatch.setenv("MODELKIT_ASSETS_VERSIONING_SYSTEM", "simple_date")
+    ok("new", str(asset_file), f"dated:{DATE}", "--yes")
+    for system in ("major_minor", "simple_date"):
+        monkeypatch.setenv("MODELKIT_ASSETS_VERSIONING_SYSTEM", system)
+        listing = {a["name"]: a for a in as_json(ok("list", "--json"))["assets"]}
+        assert listing["dated"]["versions"][0] == DATE
+        assert listing["dated"]["versioning"] == "simple_date"
+        assert listing["mm"]["versioning"] == "major_minor"
+        assert ok("fetch", "dated").stdout.strip().endswith(DATE)
+        assert ok("fetch", f"dated:{DATE}").stdout.strip().endswith(DATE)
+        assert ok("fetch", "mm:0").stdout.strip().endswith("0.0")
+        assert as_json(ok("info", "dated", "--json"))["version"] == DATE
+    monkeypatch.setenv("MODELKIT_ASSETS_VERSIONING_SYSTEM", "major_minor")
+    pushed = as_json(ok("update", str(asset_file), "dated", "--yes", "--json"))
+    assert pushed["version"] > DATE  # a date, not 0.1
+    monkeypatch.setenv("MODELKIT_ASSETS_VERSIONING_SYSTEM", "simple_date")
+    assert as_json(ok("update", str(asset_file), "mm", "--yes", "--json"))["version"] == "0.1"
+
+
+def test_an_index_without_its_system_is_read_by_its_versions(
+    store_env: StoreEnv, asset_file: Path
+) -> None:
+    store = StorageProvider(versioning="simple_date")
+    store.new(str(asset_file), "dated", DATE)
+    # As modelkit rewrites it: no "versioning" key.
+    store.driver.write_object(
+        json.dumps({"versions": [DATE]}).encode(), store.get_versions_object_name("dated")
+    )
+    assert StorageProvider().read_index("dated").system.name == "simple_date"  # type: ignore[union-attr]
+    assert ok("fetch", "dated").stdout.strip().endswith(DATE)
+
+
+def test_one_bad_index_does_not_take_list_down(store_env: StoreEnv, asset_file: Path) -> None:
+    ok("new", str(asset_file), "good", "--yes")
+    ok("new", str(asset_file), "bad", "--yes")
+    store = StorageProvider()
+    store.driver.write_object(b"{not json", store.get_versions_object_name("bad"))
+    result = run("list", "--json")
+    assert result.exit_code == 1
+    rows = {row["name"]: row for row in json.loads(result.stdout)["assets"]}
+    assert rows["good"]["versions"] == ["0.0"]
+    assert "corrupt" in rows["bad"]["error"]
+    assert "bad" in fails("list")
+
+
+# -- 6. the version confirmed is the version pushed ---------------------------------------------
+
+
+def _orphan_claim(
+    store: StorageProvider, source: Path, name: str, version: str, owner: dict[str, object]
+) -> None:
+    """What an interrupted push leaves: its .meta, made by ``owner`` (``age`` seconds ago)."""
+    scanned = store.scan(str(source))
+    age = datetime.timedelta(seconds=float(owner.pop("age", 0)))  # type: ignore[arg-type]
+    claim = AssetMeta(
+        datetime.datetime.now(datetime.timezone.utc) - age,
+        is_directory=False,
+        digests={"": scanned.files[0].digest},
+        claim="interrupted",
+        claimed_by=owner,
+    )
+    store.driver.write_object(claim.to_json(), store.get_meta_object_name(name, version))
+
+
+def test_a_dead_claim_of_the_same_content_is_completed_and_the_prompt_names_it(
+    store_env: StoreEnv, asset_file: Path
+) -> None:
+    ok("new", str(asset_file), "big", "--yes")
+    dead = subprocess.run(  # a real process of this machine, gone now
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    store = StorageProvider()
+    owner = {"host": socket.gethostname(), "pid": int(dead.stdout)}
+    _orphan_claim(store, asset_file, "big", "0.1", owner)
+    result = run("update", str(asset_file), "big", input="y\n")
+    assert result.exit_code == 0, result.stderr
+    assert "Push big:0.1?" in result.stderr
+    assert "no longer running" in result.stderr
+    assert "Pushed big:0.1" in result.stdout
+    assert store.get_versions_info("big") == ["0.1", "0.0"]
+
+
+def test_a_live_or_foreign_claim_is_passed_over_and_the_prompt_says_so(
+    store_env: StoreEnv, asset_file: Path, tmp_path: Path
+) -> None:
+    ok("new", str(asset_file), "big", "--yes")
+    store = StorageProvider()
+    _orphan_claim(store, asset_file, "big", "0.1", {"host": "elsewhere", "pid": 1})
+    other = tmp_path / "other.txt"
+    other.write_text("other content")
+    result = run("update", str(other), "big", input="y\n")
+    assert "Skipping:    big:0.1" in result.stderr
+    assert "Push big:0.2?" in result.stderr
+    assert "Pushed big:0.2" in result.stdout
+    # A fresh claim of the same content, from another machine: its push may be running.
+    _orphan_claim(store, asset_file, "big", "0.3", {"host": "elsewhere", "pid": 1})
+    result = run("update", str(asset_file), "big", input="y\n")
+    assert "still running" in result.stderr
+    assert "Pushed big:0.4" in result.stdout
+    # One older than MODELKIT_STORAGE_CLAIM_TIMEOUT_S is taken over.
+    _orphan_claim(store, asset_file, "big", "0.5", {"host": "elsewhere", "pid": 1, "age": 7200})
+    result = run("update", str(asset_file), "big", input="y\n")
+    assert "has not finished in 120 minutes" in result.stderr
+    assert "Pushed big:0.5" in result.stdout
+    assert store.get_versions_info("big") == ["0.5", "0.4", "0.2", "0.0"]
+
+
+# -- 7. names nesting in another asset's versions ----------------------------------------------
+
+
+def test_names_cannot_nest_in_another_assets_versions(
+    store_env: StoreEnv, asset_file: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "f").write_text("f")
+    ok("new", str(folder), "cat/name", "--yes")
+    before = sorted(StorageProvider().driver.iterate_objects(store_env.prefix))
+    for nested in ("cat/name/0.0", "cat/name/0.0/deeper", "cat/name/1"):
+        assert "would lie inside version" in fails("new", str(asset_file), nested, "--yes")
+    ok("new", str(asset_file), "cat/name/notes", "--yes")  # not a version: fine
+    ok("new", str(asset_file), "solo/0.3", "--yes")
+    assert "lies where version 0.3" in fails("new", str(asset_file), "solo", "--yes")
+    ok("new", str(asset_file), "twin", "--yes")
+    # A store written before these checks (or by modelkit) may hold both: no update goes there.
+    StorageProvider().push(str(asset_file), "twin/0.1", "0.0")
+    assert "lies where this version" in fails("update", str(asset_file), "twin", "--yes")
+    after = sorted(StorageProvider().driver.iterate_objects(store_env.prefix))
+    assert set(before) <= set(after)
+    assert not [n for n in after if "/cat/name/0.0/" in n and n.endswith((".versions", ".meta"))]
+
+
+# -- 8. info of an unpublished version --------------------------------------------------------
+
+
+def test_info_says_a_claimed_version_is_unpublished(store_env: StoreEnv, asset_file: Path) -> None:
+    ok("new", str(asset_file), "name", "--yes")
+    store = StorageProvider()
+    _orphan_claim(store, asset_file, "name", "0.1", {"host": "elsewhere", "pid": 7})
+    result = run("info", "name:0.1")
+    assert result.exit_code == 1
+    assert "UNPUBLISHED" in result.stdout
+    assert "not published" in result.stderr
+    assert "pushed:" not in result.stdout
+    assert "name:0.0" in ok("info", "name").stdout
+
+
+# -- 11. bad settings are refused, naming the variable or option -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MODELKIT_STORAGE_TIMEOUT_S", "-5"),
+        ("MODELKIT_STORAGE_TIMEOUT_S", "0"),
+        ("MODELKIT_STORAGE_TIMEOUT_S", "soon"),
+        ("MODELKIT_STORAGE_FORCE_DOWNLOAD", "maybe"),
+        ("MODELKIT_LAZY_DRIVER", "banana"),
+        ("MODELKIT_ASSETS_TIMEOUT_S", "-1"),
+    ],
+)
+def test_bad_setting_values_are_usage_errors(
+    local_env: Path, asset_file: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    ok("new", str(asset_file), "name", "--yes")
+    monkeypatch.setenv(variable, value)
+    line = fails("fetch", "name", code=2)
+    assert variable in line
+    assert repr(value) in line
+
+
+def test_prefetch_jobs_must_be_positive(local_env: Path) -> None:
+    result = run("prefetch", "name", "-j", "0")
+    assert result.exit_code == 2
+    assert "-j" in result.stderr
+
+
+# -- 12. an emptied index never loses versions ----------------------------------------------
+
+
+def test_an_emptied_index_is_never_shrunk_and_reindex_rebuilds_it(
+    store_env: StoreEnv, asset_file: Path
+) -> None:
+    ok("new", str(asset_file), "name", "--yes")
+    ok("update", str(asset_file), "name", "--yes")
+    ok("update", str(asset_file), "name", "--yes")
+    store = StorageProvider()
+    index_name = store.get_versions_object_name("name")
+    store.driver.write_object(b'{"versions": []}', index_name)
+    line = fails("update", str(asset_file), "name", "--yes")
+    assert "reindex" in line
+    assert json.loads(store.driver.read_object(index_name)[0])["versions"] == []
+    planned = as_json(ok("reindex", "name", "--dry-run", "--json"))
+    assert planned["added"] == ["0.2", "0.1", "0.0"]
+    assert json.loads(store.driver.read_object(index_name)[0])["versions"] == []
+    ok("reindex", "name", "--yes")
+    assert store.get_versions_info("name") == ["0.2", "0.1", "0.0"]
+    assert "0.3" in ok("update", str(asset_file), "name", "--yes").stdout
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+def test_messages_are_one_clear_line(
+    local_env: Path, asset_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("new", str(asset_file), "name", "--yes")
+    monkeypatch.setenv("MODELKIT_ASSETS_VERSIONING_SYSTEM", "simple_date")
+    ok("new", str(asset_file), "dated", "--yes")
+    assert "no --bump-major" in fails(
+        "update", str(asset_file), "dated", "--bump-major", "--yes", code=2
+    )
+    assert "trailing '/'" in fails("fetch", "name:0.0[sub/]", code=2)
+    monkeypatch.delenv("MODELKIT_STORAGE_PROVIDER")
+    line = fails("list")
+    assert "MODELKIT_STORAGE_PROVIDER" in line
+    assert "provider=" not in line
+
+
+def test_new_without_a_terminal_and_without_yes_says_to_pass_yes(
+    local_env: Path, asset_file: Path
+) -> None:
+    modelkit = str(Path(sys.executable).parent / "modelkit")
+    for stdin in ({"stdin": subprocess.DEVNULL}, {"input": ""}):
+        done = subprocess.run(
+            [modelkit, "assets", "new", str(asset_file), "name"],
+            capture_output=True,
+            text=True,
+            env=os.environ,
+            check=False,
+            **stdin,  # type: ignore[call-overload]
+        )
+        assert done.returncode == 2, done.stderr
+        assert "pass --yes" in done.stderr.splitlines()[-1]
+    assert not StorageProvider().asset_exists("name")
+
+
+INTERRUPTED_CLI = """
+import sys
+from modelkit_assets.cli import main
+from modelkit_assets.push import Pusher
+
+def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt  # ^C between the claim and the publication
+
+Pusher.publish = interrupted
+sys.argv = ["modelkit", "assets", "update", sys.argv[1], "name", "--yes"]
+main()
+"""
+
+
+def test_ctrl_c_exits_130_saying_what_it_left_claimed(local_env: Path, asset_file: Path) -> None:
+    ok("new", str(asset_file), "name", "--yes")
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_CLI, str(asset_file)],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        check=False,
+    )
+    assert done.returncode == 130, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert "name:0.1 is claimed but not published" in last
+    assert "again" in last
+    retried = ok("update", str(asset_file), "name", "--yes")  # that process is gone now
+    assert "Pushed name:0.1" in retried.stdout
+    assert StorageProvider().get_versions_info("name") == ["0.1", "0.0"]
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only file system")],
+)
+def test_disk_errors_name_the_path_and_the_asset(
+    local_env: Path, asset_file: Path, monkeypatch: pytest.MonkeyPatch, code: int, words: str
+) -> None:
+    ok("new", str(asset_file), "name", "--yes")
+    from modelkit_assets.drivers.local import LocalStorageDriver
+
+    def full(self: object, object_name: str, destination: str, algorithm: str) -> None:
+        raise OSError(code, os.strerror(code), destination)
+
+    monkeypatch.setattr(LocalStorageDriver, "download_hashing", full)
+    line = fails("fetch", "name:0.0")
+    assert words in line
+    assert "name:0.0" in line
+    assert str(local_env) in line
+
+
+def test_interrupted_new_and_update_say_the_same(store_env: StoreEnv, asset_file: Path) -> None:
+    store = StorageProvider()
+    _orphan_claim(store, asset_file, "fresh", "0.0", {"host": "elsewhere", "pid": 3})
+    result = run("new", str(asset_file), "fresh", "--yes")
+    assert "it completes the unfinished push of fresh:0.0" in result.stderr
+    ok("new", str(asset_file), "other", "--yes")
+    _orphan_claim(store, asset_file, "other", "0.1", {"host": "elsewhere", "pid": 3, "age": 7200})
+    result = run("update", str(asset_file), "other", "--yes")
+    assert "it completes the unfinished push of other:0.1" in result.stderr
+
+
+def test_fetch_takes_the_storage_prefix_option(
+    local_env: Path, asset_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("new", str(asset_file), "name", "--storage-prefix", "team", "--yes")
+    assert "does not exist" in fails("fetch", "name")
+    assert ok("fetch", "name", "--storage-prefix", "team").stdout.strip().endswith("0.0")
+    assert "name:0.0" in ok("info", "name", "--storage-prefix", "team").stdout
+    assert ok("prefetch", "name", "--storage-prefix", "team").stdout.startswith("ok")
+    assert AssetsManager(storage_prefix="team").fetch_asset("name:0.0")
+    with pytest.raises(errors.ObjectDoesNotExistError):
+        AssetsManager().fetch_asset("name:0.0", force_download=True)
