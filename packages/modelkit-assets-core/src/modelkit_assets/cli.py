@@ -396,9 +396,10 @@ def prefetch_command(
 
 
 def _register() -> None:
+    from .cli_cache import cache_cli
     from .cli_push import new_command, reindex_command, update_command
 
-    for command in (new_command, update_command, reindex_command):
+    for command in (new_command, update_command, reindex_command, cache_cli):
         assets_cli.add_command(command)
 
 

@@ -143,9 +143,11 @@ def download_to(
     progress: TransferProgress = NO_PROGRESS,
 ) -> AssetMeta:
     """Download a version to ``target`` (a new file, or a new directory), checking every file
-    against the sizes and digests of its meta; nothing resumed, reused or recorded."""
+    against the sizes and digests of its meta; nothing is kept for a later call, reused from
+    the cache or recorded (a transient fault still resumes within the storage timeout)."""
     meta = meta or provider.read_meta(name, version)
-    _Download(provider, name, version, meta, target, None, progress, None).run()
+    log = PartialLog(None, meta) if meta.digests else None  # resumes within this call only
+    _Download(provider, name, version, meta, target, log, progress, None).run()
     return meta
 
 
@@ -218,7 +220,7 @@ class _Download:
 
     def run(self) -> FetchResult:
         self._make_folders()
-        if self.log is not None:
+        if self.log is not None and self.log.resumed:
             self._keep_what_checks()
         if self.reuse is not None:
             self._reuse()

@@ -70,9 +70,16 @@ class _HoldFile:
                 os.unlink(new)
             raise
         self.on_exit: list[Callable[[], None]] = []
+        self.held: set[Key] = set()
 
-    def add(self, name: str, version: str) -> None:
+    def add(self, name: str, version: str, on_exit: Callable[[], None]) -> None:
+        """Hold ``name:version`` (once: later calls for it do nothing)."""
+        if (name, version) in self.held:
+            return
+        # One write of one line, with O_APPEND: a reader sees whole lines, or a torn last one.
         os.write(self.fd, json.dumps([name, version]).encode() + b"\n")
+        self.held.add((name, version))
+        self.on_exit.append(on_exit)
 
 
 _files: dict[str, _HoldFile] = {}
@@ -91,12 +98,10 @@ def hold(cache_dir: str, name: str, version: str, on_exit: Callable[[], None]) -
         try:
             if current is None or current.pid != os.getpid():  # first use, or a forked child
                 current = _files[cache_dir] = _HoldFile(os.path.join(cache_dir, HOLDS))
-            current.add(name, version)
+            current.add(name, version, on_exit)
         except OSError as exc:
             logger.debug("cannot hold versions in %s (%s); evictions may take them", cache_dir, exc)
             _unusable.add(cache_dir)
-            return
-        current.on_exit.append(on_exit)
 
 
 def live_holds(cache_dir: str) -> dict[Key, list[int]]:

@@ -11,10 +11,11 @@ listed, so never removed. ``.cache/`` is the cache's own.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fnmatch
 import os
-from collections.abc import Iterable, Iterator
-from typing import Final
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Final
 
 import attrs
 
@@ -24,7 +25,7 @@ from ..spec import check_name
 from ..versioning.base import AssetsVersioningSystem
 from .layout import CACHE_DIR, EVICTING, PARTIAL, SUCCESS, TMP, AssetsCache
 from .partial import PARTIALS
-from .records import VersionRecord, iter_record_paths, read_record
+from .records import VersionRecord, iter_record_paths, read_record, record_path
 
 #: Kinds of :class:`Entry`.
 VERSION: Final = "version"
@@ -58,6 +59,39 @@ class Entry:
     @property
     def key(self) -> tuple[str, str]:
         return (self.name, self.version)
+
+    @property
+    def state(self) -> str:
+        """What it is, in a few words (``cache list``'s state column)."""
+        if self.kind == PARTIAL_DOWNLOAD:
+            return "partial download (resumable)"
+        if self.kind == DEBRIS:
+            return "debris of a dead process"
+        state = "complete" if self.record is not None else "complete, no record"
+        return f"{state}, read-only" if self.read_only else state
+
+    def to_dict(self, holders: Iterable[int] = ()) -> dict[str, Any]:
+        """``cache list --json``'s view of the entry; ``holders``: pids that hold it."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "state": self.state,
+            "path": self.path,
+            "bytes": self.size,
+            "files": self.record.file_count if self.record is not None else None,
+            "last_used": _iso(self.last_used),
+            "read_only": self.read_only,
+            "recorded": self.record is not None,
+            "downloaded": self.record.downloaded if self.record is not None else None,
+            "held_by": sorted(holders),
+        }
+
+
+def _iso(timestamp: float) -> str | None:
+    if not timestamp:
+        return None
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat()
 
 
 def scan(cache: AssetsCache, roots: Iterable[str] | None = None) -> list[Entry]:
@@ -211,53 +245,54 @@ def _allocated(path: str) -> int:
 
 
 def matching(
-    entries: Iterable[Entry], specs: Iterable[str], versioning: AssetsVersioningSystem
+    entries: Iterable[Entry],
+    specs: Iterable[str],
+    systems: Sequence[AssetsVersioningSystem] = (),
 ) -> list[Entry]:
     """The entries that ``specs`` designate (all of them without specs): ``name`` (a glob
     such as ``team/*`` too) for every version, ``name:version``, or ``name:1`` for every
-    version that the partial version designates."""
+    version that the partial version designates in one of the versioning ``systems``."""
     wanted = [_parse(spec) for spec in specs]
     if not wanted:
         return list(entries)
-    return [e for e in entries if any(_matches(e, n, v, versioning) for n, v in wanted)]
+    return [e for e in entries if any(_matches(e, n, v, systems) for n, v in wanted)]
 
 
 def _parse(spec: str) -> tuple[str, str | None]:
     name, _, version = spec.partition(":")
     if not name or "[" in spec or (":" in spec and not version):
-        raise errors.InvalidAssetSpecError(spec, "give name, name:version or a glob of names")
+        raise errors.InvalidAssetSpecError(spec, "give NAME, NAME:VERSION or a glob of names")
     return name, version or None
 
 
 def _matches(
-    entry: Entry, name: str, version: str | None, versioning: AssetsVersioningSystem
+    entry: Entry, name: str, version: str | None, systems: Sequence[AssetsVersioningSystem]
 ) -> bool:
     if not (entry.name == name or fnmatch.fnmatchcase(entry.name, name)):
         return False
     if version is None or version == entry.version:
         return True
-    try:
-        return versioning.matches(version, entry.version)
-    except Exception:  # a version of another system: no match
-        return False
+    for system in systems:
+        if system.is_version_valid(version) and system.is_version_valid(entry.version):
+            with contextlib.suppress(errors.ModelkitAssetsError):
+                if system.matches(version, entry.version):
+                    return True
+    return False
 
 
-def find_complete(cache: AssetsCache, name: str, version: str) -> Entry | None:
-    """The complete ``name:version`` where the cache serves it from, with its full record."""
+def complete_entry(cache: AssetsCache, name: str, version: str) -> Entry | None:
+    """The complete ``name:version`` where the cache serves it from (its first folder that
+    has it), or None."""
     path = cache.locate(name, version)
     if path is None:
         return None
     root = next(r for r in cache.tiers if path.startswith(os.path.join(r, "")))
     is_directory = os.path.isdir(path)
-    folder = os.path.dirname(path)
     marker = (
         os.path.join(path, SUCCESS)
         if is_directory
-        else os.path.join(folder, f".{version}{SUCCESS}")
+        else os.path.join(os.path.dirname(path), f".{version}{SUCCESS}")
     )
-    from .records import record_path
-
-    record = read_record(record_path(root, name, version))
-    return _version(
-        root, name, version, path, marker, is_directory, record, root != cache.assets_dir
-    )
+    record = read_record(record_path(root, name, version), full=False)
+    read_only = root != cache.assets_dir
+    return _version(root, name, version, path, marker, is_directory, record, read_only)

@@ -152,13 +152,27 @@ class AssetsCache:
         removes it while the process lives. The first call per version appends to the
         process's hold file and records the use; later ones cost a set lookup."""
         if (name, version) in self._used:
-            return self.locate(name, version)
-        holds.hold(self.cache_dir, name, version, functools.partial(self.touch, name, version))
-        self._used.add((name, version))
-        found = self.locate(name, version)  # after the hold: an eviction then sees it
-        if found is not None:
-            self.touch(name, version)
+            found = self.locate(name, version)
+        else:
+            holds.hold(self.cache_dir, name, version, functools.partial(self.touch, name, version))
+            self._used.add((name, version))
+            found = self.locate(name, version)  # after the hold: an eviction then sees it
+            if found is not None:
+                self.touch(name, version)
+        if found is None and os.path.lexists(self._evicting(name, version)):
+            found = self._after_eviction(name, version)
         return found
+
+    def _evicting(self, name: str, version: str) -> str:
+        return os.path.join(self.asset_folder(name), f".{version}{EVICTING}")
+
+    def _after_eviction(self, name: str, version: str) -> str | None:
+        """Wait for an eviction of ``name`` under way (it holds the asset's lock for a few
+        renames), then look again: an eviction that saw this process's hold puts the
+        version back."""
+        with contextlib.suppress(OSError, errors.LockTimeoutError), self.download_lock(name):
+            return self.locate(name, version)
+        return self.locate(name, version)
 
     def touch(self, name: str, version: str) -> None:
         """Record a use of ``name:version`` (written folder only): its SUCCESS marker's

@@ -40,14 +40,19 @@ def fingerprint(meta: AssetMeta) -> str:
 class PartialLog:
     """The log of one version's partial download, open for appending."""
 
-    def __init__(self, path: str, meta: AssetMeta) -> None:
+    def __init__(self, path: str | None, meta: AssetMeta) -> None:
         """Open the log at ``path`` for ``meta``; :attr:`resumed` says whether it was this
-        meta's (else it is started anew, and the partial download must be too)."""
+        meta's (else it is started anew, and the partial download must be too). With no
+        ``path`` the log is kept in memory only: a download that is not resumable across
+        processes still resumes its ranges across the retries of one call."""
         self.path = path
         self._fingerprint = fingerprint(meta)
         self._ranges: dict[str, list[tuple[int, int]]] = {}
         self._lock = threading.Lock()
-        self.resumed = self._load()
+        self._fd: int | None = None
+        self.resumed = self._load() if path is not None else False
+        if path is None:
+            return
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if not self.resumed:
             with contextlib.suppress(FileNotFoundError):
@@ -57,6 +62,7 @@ class PartialLog:
             self._append({"meta": self._fingerprint})
 
     def _load(self) -> bool:
+        assert self.path is not None
         try:
             with open(self.path, "rb") as f:
                 lines = f.read().splitlines()
@@ -93,17 +99,21 @@ class PartialLog:
             self._append([part])
 
     def _append(self, entry: object) -> None:
-        # One write of one line: appends from several threads never interleave.
-        os.write(self._fd, json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+        # One write of one line (O_APPEND): appends from several threads never interleave.
+        if self._fd is not None:
+            os.write(self._fd, json.dumps(entry, separators=(",", ":")).encode() + b"\n")
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
     def remove(self) -> None:
         self.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
 
 
 def _load_line(line: bytes) -> object:

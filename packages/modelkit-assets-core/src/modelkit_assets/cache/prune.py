@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 import attrs
 
@@ -132,12 +132,12 @@ def plan_prune(
 
 
 def plan_rm(
-    cache: AssetsCache, specs: Iterable[str], versioning: AssetsVersioningSystem
+    cache: AssetsCache, specs: Iterable[str], systems: Sequence[AssetsVersioningSystem] = ()
 ) -> tuple[Plan, list[Entry]]:
     """What :func:`carry_out` removes for ``cache rm SPECS``: versions and partial downloads
     of the written folder; and the matching versions of read-only folders, which stay."""
     entries = [e for e in scan(cache) if e.kind in (VERSION, PARTIAL_DOWNLOAD)]
-    chosen = matching(entries, specs, versioning)
+    chosen = matching(entries, specs, systems)
     held = live_holds(cache.cache_dir)
     removals = tuple(
         Removal(e, "asked for", holders=tuple(held.get(e.key, ())))
@@ -167,7 +167,7 @@ def carry_out(cache: AssetsCache, plan: Plan, *, ignore_holds: bool = False) -> 
     )
 
 
-def dry_run(plan: Plan) -> Report:
+def dry_run_report(plan: Plan) -> Report:
     """The report of ``plan`` without carrying it out."""
     return Report(plan.removals, plan.kept, plan.size_before, plan.size_after, plan.max_size, True)
 
@@ -181,7 +181,7 @@ def prune(
 ) -> Report:
     """Prune the written assets folder (see the module's docstring)."""
     plan = plan_prune(cache, max_size=max_size, older_than=older_than)
-    return dry_run(plan) if dry_run_only else carry_out(cache, plan)
+    return dry_run_report(plan) if dry_run_only else carry_out(cache, plan)
 
 
 def max_size_from_environment() -> int | None:

@@ -25,28 +25,27 @@ _SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _NUMBER: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
-def parse_size(text: str, what: str = "a size") -> int:
+def parse_size(text: str, what: str = "the size") -> int:
     """Bytes in ``text``: a number of bytes, or a number with a unit (``KB``, ``MB``, ``GB``,
     ``TB`` in powers of 1000; ``KiB``, ``MiB``, ``GiB``, ``TiB`` in powers of 1024)."""
     match = _NUMBER.match(text)
     unit = match[2].lower() if match else ""
     if not match or unit not in _UNITS:
-        raise errors.ConfigurationError(
-            f"invalid {what} {text!r}: write bytes, or a number with KB, MB, GB, TB, KiB, MiB, "
-            "GiB or TiB (e.g. 5GB, 500MiB, 1.5TB)"
+        raise errors.InvalidSettingError(
+            what,
+            text,
+            "bytes, or a number with KB, MB, GB, TB, KiB, MiB, GiB or TiB (5GB, 500MiB, 1.5TB)",
         )
     return int(float(match[1]) * _UNITS[unit])
 
 
-def parse_age(text: str, what: str = "an age") -> float:
+def parse_age(text: str, what: str = "the age") -> float:
     """Seconds in ``text``: a number with ``s``, ``m``, ``h``, ``d`` or ``w`` (``30d``,
     ``12h``)."""
     match = _NUMBER.match(text)
     unit = match[2].lower() if match else ""
     if not match or unit not in _SECONDS:
-        raise errors.ConfigurationError(
-            f"invalid {what} {text!r}: write a number with s, m, h, d or w (e.g. 30d, 12h)"
-        )
+        raise errors.InvalidSettingError(what, text, "a number with s, m, h, d or w (30d, 12h)")
     return float(match[1]) * _SECONDS[unit]
 
 

@@ -31,7 +31,7 @@ from .. import errors
 from ..hashing import digest_file
 from ..meta import AssetMeta, FileDigest
 from .download import FetchResult, fetch_version
-from .inventory import VERSION, Entry
+from .inventory import VERSION, Entry, complete_entry
 from .layout import SUCCESS, AssetsCache, clean_stale_downloads
 from .records import read_record, record_path, write_record
 
@@ -209,15 +209,22 @@ def _adopt(cache: AssetsCache, check: Check, wanted: _Expected) -> None:
 
 
 def repair(cache: AssetsCache, provider: StorageProvider, checks: Sequence[Check]) -> list[Check]:
-    """Download again each damaged version of ``checks`` into the written folder: its intact
-    files are cloned (and checked again), the damaged ones fetched. Returns the checks, the
-    repaired ones marked so."""
+    """Download again each damaged version of ``checks`` into the written folder (its intact
+    files, and those other cached versions share, are cloned and checked; the others are
+    fetched), then verify it again. Returns the checks, the repaired ones marked so."""
     repaired = []
     for check in checks:
         if check.ok:
             repaired.append(check)
             continue
-        result = _download_again(cache, provider, check.entry.name, check.entry.version)
+        entry = check.entry
+        result = _download_again(cache, provider, entry.name, entry.version)
+        again = complete_entry(cache, entry.name, entry.version)
+        after = verify(cache, [again], provider)[0] if again is not None else None
+        if after is None or after.damaged:
+            note = "still damaged after downloading it again"
+            repaired.append(attrs.evolve(check, note=note))
+            continue
         repaired.append(attrs.evolve(check, repaired=True, note=_summary(result)))
     return repaired
 
@@ -231,7 +238,8 @@ def _download_again(
 
 
 def _summary(result: FetchResult) -> str:
+    fetched = len(result.files) - result.reused_files - result.resumed_files
     return (
-        f"downloaded again: {result.reused_files} intact files kept, "
-        f"{len(result.files) - result.reused_files} fetched"
+        f"downloaded again: {fetched} files fetched ({result.received_bytes} bytes), "
+        f"{result.reused_files} intact ones cloned from the cache"
     )
