@@ -9,6 +9,10 @@ driver, and one network store next to the local one shows it there too.
 from __future__ import annotations
 
 import functools
+import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -107,3 +111,78 @@ def count_downloads(
 
     monkeypatch.setattr(store.driver, "download_object_with_digest", download)
     return seen
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: A process that fetches each spec of argv, prints one JSON line per spec (the info) and then
+#: ``ready``, and stays alive (holding what it fetched) until its stdin closes.
+_HOLDER = """
+import json, sys
+from modelkit_assets import AssetsManager
+manager = AssetsManager()
+for spec in sys.argv[1:]:
+    print(json.dumps(manager.fetch_asset(spec, return_info=True), default=str), flush=True)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+class Holder:
+    """A real process that fetched some versions and lives on (so it holds them)."""
+
+    def __init__(self, specs: list[str], env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, *specs],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=REPO_ROOT,
+            env={**os.environ, **(env or {})},
+        )
+        assert self.process.stdout is not None
+        self.infos: list[dict[str, Any]] = []
+        for line in self.process.stdout:
+            if line.strip() == b"ready":
+                break
+            self.infos.append(json.loads(line))
+        else:
+            raise AssertionError(f"the holder of {specs} exited with {self.process.wait()}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        """``kill -9``: it never gets to say goodbye."""
+        self.process.kill()
+        self.process.wait()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            self.process.wait(30)
+
+
+@pytest.fixture
+def holders() -> Iterator[Callable[..., Holder]]:
+    """Start :class:`Holder` processes; every one still alive is stopped at the end."""
+    started: list[Holder] = []
+
+    def start(specs: list[str], env: dict[str, str] | None = None) -> Holder:
+        started.append(Holder(specs, env))
+        return started[-1]
+
+    yield start
+    for holder in started:
+        if holder.process.poll() is None:
+            holder.kill()
+
+
+def set_last_use(assets_dir: Path, name: str, version: str, when: float) -> None:
+    """Make ``name:version`` look last used at ``when`` (its SUCCESS marker's time)."""
+    folder = assets_dir / name
+    marker = folder / version / ".SUCCESS"
+    if not marker.is_file():
+        marker = folder / f".{version}.SUCCESS"
+    os.utime(marker, (when, when))

@@ -87,13 +87,27 @@ _lock = threading.Lock()
 _unusable: set[str] = set()
 
 
-def hold(cache_dir: str, name: str, version: str, on_exit: Callable[[], None]) -> None:
+#: The sets of versions that callers remember as held (see :func:`hold`), emptied by
+#: :func:`release_all` so that they hold again on their next use.
+_remembered: list[set[Key]] = []
+
+
+def hold(
+    cache_dir: str,
+    name: str,
+    version: str,
+    on_exit: Callable[[], None],
+    remembered: set[Key] | None = None,
+) -> None:
     """Hold ``name:version`` in the assets dir whose ``.cache`` is ``cache_dir`` until this
-    process exits; ``on_exit`` is called then (it records the last use). Best effort: an assets
-    dir where nothing can be written (a read-only image) holds nothing."""
+    process exits; ``on_exit`` is called then (it records the last use). ``remembered`` is the
+    caller's set of the versions it knows are held, emptied when the holds are released. Best
+    effort: an assets dir where nothing can be written (a read-only image) holds nothing."""
     if not _FLOCK or cache_dir in _unusable:
         return
     with _lock:
+        if remembered is not None and not any(r is remembered for r in _remembered):
+            _remembered.append(remembered)
         current = _files.get(cache_dir)
         try:
             if current is None or current.pid != os.getpid():  # first use, or a forked child
@@ -102,6 +116,26 @@ def hold(cache_dir: str, name: str, version: str, on_exit: Callable[[], None]) -
         except OSError as exc:
             logger.debug("cannot hold versions in %s (%s); evictions may take them", cache_dir, exc)
             _unusable.add(cache_dir)
+
+
+def release_all() -> None:
+    """Drop every hold of this process, in every assets dir: its versions may be pruned from
+    now on, until it fetches them again (for a process that knows it no longer reads what it
+    fetched: a job between two phases, a test)."""
+    with _lock:
+        for current in _files.values():
+            if current.pid == os.getpid():
+                for call in current.on_exit:  # the last use is now
+                    with contextlib.suppress(Exception):
+                        call()
+                with contextlib.suppress(OSError):
+                    os.unlink(current.path)
+                with contextlib.suppress(OSError):
+                    os.close(current.fd)
+        _files.clear()
+        for remembered in _remembered:
+            remembered.clear()
+        _remembered.clear()
 
 
 def live_holds(cache_dir: str) -> dict[Key, list[int]]:

@@ -154,7 +154,8 @@ class AssetsCache:
         if (name, version) in self._used:
             found = self.locate(name, version)
         else:
-            holds.hold(self.cache_dir, name, version, functools.partial(self.touch, name, version))
+            touch = functools.partial(self.touch, name, version)
+            holds.hold(self.cache_dir, name, version, touch, self._used)
             self._used.add((name, version))
             found = self.locate(name, version)  # after the hold: an eviction then sees it
             if found is not None:
