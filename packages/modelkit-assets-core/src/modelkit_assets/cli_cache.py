@@ -317,9 +317,15 @@ def rm_command(specs: tuple[str, ...], dry_run: bool, yes: bool, as_json: bool) 
     plan, read_only = plan_rm(cache, specs, _systems())
     if not plan.removals and not read_only:
         fail(f"nothing in the cache matches {' '.join(specs)}")
+    if not plan.removals:
+        where = ", ".join(sorted({e.root for e in read_only}))
+        fail(
+            f"{', '.join(e.spec for e in read_only)} is only in the read-only folder {where}, "
+            "which is never written; remove it there by hand if you own it"
+        )
     for entry in read_only:
         click.echo(f"{entry.spec} in the read-only folder {entry.root} stays", err=True)
-    if dry_run or not plan.removals:
+    if dry_run:
         _show_report(dry_run_report(plan), as_json)
         return
     if not as_json:
