@@ -9,6 +9,7 @@ fetch fails and leaves its partial download; tests/guarantees/test_resume.py doe
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -17,6 +18,8 @@ import pytest
 
 from modelkit_assets import AssetsManager, StorageProvider, errors
 from modelkit_assets.cache import AssetsCache
+from modelkit_assets.meta import FileDigest
+from tests.cache_ranged import give_ranged_reads
 from tests.cache_support import MiB, Recorder, break_ranges_after, cached_store, count_downloads
 from tests.conftest import StoreEnv
 from tests.guarantees.assets import leftovers, make_file, make_tree, tree_bytes
@@ -43,8 +46,7 @@ def test_an_interrupted_large_file_resumes_from_its_missing_ranges(
     source = make_file(tmp_path / "big.bin", SIZE)
     store = StorageProvider()
     store.new(str(source), "big")
-    if not store.driver.supports("ranged_reads"):
-        pytest.skip(f"the {store.provider} driver does not read ranges yet")
+    give_ranged_reads(store.driver)  # a stand-in until the cloud drivers have their own
     counts = break_ranges_after(store, monkeypatch, 11 * MiB)
     with pytest.raises(errors.StorageUnavailableError):
         AssetsManager(storage_provider=store).fetch_asset("big:0.0")
@@ -164,6 +166,30 @@ def test_a_transient_fault_mid_range_resumes_within_the_timeout(
     assert tree_bytes(info["path"]) == tree_bytes(source)
     assert state["breaks"] == 5
     assert state["bytes"] <= SIZE + 5 * MiB  # each break loses at most the chunk in flight
+
+
+def test_a_store_down_for_a_moment_costs_only_the_files_that_failed(
+    cached_store: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within the storage timeout, the retry asks only for the files whose download failed."""
+    monkeypatch.setenv("MODELKIT_STORAGE_TIMEOUT_S", "20")
+    source = make_tree(tmp_path / "model", {f"f{i:02}.bin": 2000 + i for i in range(30)})
+    store = StorageProvider()
+    store.new(str(source), "model")
+    real = functools.partial(type(store.driver).download_object_with_digest, store.driver)
+    calls: list[str] = []
+
+    def flaky(object_name: str, destination: str, algorithm: str) -> FileDigest:
+        calls.append(object_name)
+        if 10 <= len(calls) < 15:
+            raise errors.StorageUnavailableError("local", "injected: down for a moment")
+        return real(object_name, destination, algorithm)
+
+    monkeypatch.setattr(store.driver, "download_object_with_digest", flaky)
+    info = AssetsManager(storage_provider=store).fetch_asset("model:0.0", return_info=True)
+    assert tree_bytes(info["path"]) == tree_bytes(source)
+    assert len(calls) == 30 + 5
+    assert info["received_bytes"] == sum(2000 + i for i in range(30))
 
 
 def test_drivers_without_ranged_reads_resume_whole_files(

@@ -20,7 +20,8 @@
 
 A failure keeps the partial download for the next attempt, whichever process makes it, except
 when the store cannot serve the version as its ``.meta`` says (an object is missing or fails its
-check): then nothing is kept. Progress counts the bytes actually received.
+check, access is refused: any error of the store but StorageUnavailableError): then nothing is
+kept. Progress counts the bytes actually received.
 """
 
 from __future__ import annotations
@@ -58,12 +59,6 @@ PART_SIZE: Final = DEFAULT_PART_SIZE
 RANGE_WORKERS: Final = 8
 #: Tries of a range whose body breaks off, inside one attempt of the whole download.
 _RANGE_ATTEMPTS: Final = 3
-#: Errors that make a partial download worthless: the store does not hold what the meta says.
-_PERMANENT: Final = (
-    errors.AssetIntegrityError,
-    errors.ObjectDoesNotExistError,
-    errors.CorruptStoreError,
-)
 _POLL_S: Final = 0.2
 
 
@@ -116,14 +111,11 @@ def fetch_version(
     index = ReuseIndex(cache, meta.digests.values(), name) if reuse and meta.digests else None
     try:
         result = _Download(provider, name, version, meta, staging, log, progress, index).run()
-    except _PERMANENT:
-        remove(staging)
-        if log is not None:
-            log.remove()
-        raise
-    except BaseException:
-        if log is None:
-            remove(staging)  # nothing to resume from without digests to check it against
+    except BaseException as exc:
+        if log is None or not _resumable_after(exc):
+            remove(staging)
+            if log is not None:
+                log.remove()
         else:
             log.close()
         raise
@@ -132,6 +124,17 @@ def fetch_version(
     if log is not None:
         log.remove()
     return result
+
+
+def _resumable_after(exc: BaseException) -> bool:
+    """Whether a download that failed with ``exc`` keeps its partial state for the next one:
+    after a kill, an interruption, a network that stayed down past the retries or a local
+    fault (a full disk). Any other error of the store (an object missing or damaged, access
+    refused, an SDK's checksum failure) says it cannot serve the version as its ``.meta``
+    says: nothing is kept."""
+    if isinstance(exc, errors.StorageUnavailableError):
+        return True
+    return not isinstance(exc, errors.ModelkitAssetsError)
 
 
 def download_to(

@@ -43,8 +43,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Final, TypeVar
+from collections.abc import Iterator
+from typing import Final
 from urllib.parse import quote
 
 import filelock
@@ -70,8 +70,6 @@ CACHE_DIR: Final = ".cache"
 _POLL_S: Final = 0.2
 _HEARTBEAT: Final = ".heartbeat"
 _MIN_BEAT_S: Final = 0.02
-
-T = TypeVar("T")
 
 
 def version_key(name: str, version: str) -> str:
@@ -202,19 +200,6 @@ class AssetsCache:
                 and complete_in(folder, e) is not None
             )
         return versioning.sort_versions(list(versions))
-
-    def install(self, name: str, version: str, download: Callable[[str], T]) -> T:
-        """Run ``download(staging_path)`` into a new temporary name, then publish it as
-        ``name:version`` (not resumable: see :mod:`.download` for what fetches use)."""
-        folder = self.asset_folder(name)
-        os.makedirs(folder, exist_ok=True)
-        staging = os.path.join(folder, f".{version}{TMP}{uuid.uuid4().hex[:8]}")
-        try:
-            result = download(staging)
-            self.publish(staging, name, version)
-            return result
-        finally:
-            remove(staging)
 
     def publish(self, staging: str, name: str, version: str) -> None:
         """Make ``staging`` (a whole, checked version) ``name:version``, replacing what is
