@@ -100,7 +100,8 @@ def test_a_cache_written_by_modelkit_is_listed_as_such_and_verified_by_presence(
     assert {(e["version"], e["state"]) for e in entries} == {
         ("0.0", "complete, no record"),
         ("0.1", "complete, no record"),
-    }  # 1.0 has no SUCCESS marker: neither a version nor a download of this project
+        ("1.0", "incomplete version (no SUCCESS marker)"),  # modelkit's, killed in place
+    }
     unchecked = as_json(ok("cache", "verify", "--json"))["versions"]
     assert {v["checked_by"] for v in unchecked} == {"unchecked"}
     monkeypatch.setenv("MODELKIT_STORAGE_PROVIDER", "local")
@@ -116,6 +117,9 @@ def test_a_cache_written_by_modelkit_is_listed_as_such_and_verified_by_presence(
     ok("cache", "verify", "--repair")
     ok("cache", "verify")
     assert (assets / "category" / "model" / "0.1" / "sub" / "nested.txt").is_file()
+    report = as_json(ok("cache", "prune", "--yes", "--json"))
+    assert [(r["version"], r["kind"]) for r in report["removed"]] == [("1.0", "debris")]
+    assert not (assets / "category" / "model" / "1.0").exists()
 
 
 @pytest.mark.parametrize("cached_store", ["local", "gcs"], indirect=True)

@@ -120,9 +120,12 @@ def list_command(specs: tuple[str, ...], as_json: bool) -> None:
         )
     Console(soft_wrap=True).print(table)
     bound = f", MODELKIT_ASSETS_MAX_SIZE {human_size(limit)}" if limit is not None else ""
-    click.echo(
-        f"{len(entries)} entries, {human_size(total)} in {cache.assets_dir}{bound}", err=True
-    )
+    counted = _count(len(entries), "entry", "entries")
+    click.echo(f"{counted}, {human_size(total)} in {cache.assets_dir}{bound}", err=True)
+
+
+def _count(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
 def _when(timestamp: float) -> str:
@@ -180,10 +183,8 @@ def verify_command(
         for check in checks:
             _print_check(check)
         rate = f" ({human_size(int(hashed / seconds))}/s)" if seconds > 0.05 else ""
-        click.echo(
-            f"Checked {len(checks)} versions, {human_size(hashed)} in {seconds:.2f} s{rate}",
-            err=True,
-        )
+        counted = _count(len(checks), "version")
+        click.echo(f"Checked {counted}, {human_size(hashed)} in {seconds:.2f} s{rate}", err=True)
     damaged = [
         f"{c.entry.spec}[{d.part}]" if d.part else c.entry.spec
         for c in checks
@@ -192,7 +193,7 @@ def verify_command(
     ]
     if damaged:
         fail(
-            f"{len(damaged)} damaged or missing files: {', '.join(damaged)}; "
+            f"{_count(len(damaged), 'damaged or missing file')}: {', '.join(damaged)}; "
             "run `modelkit assets cache verify --repair`"
         )
 
@@ -284,7 +285,8 @@ def prune_command(
         _show_removals(plan.removals, "remove")
     _confirm(
         yes,
-        f"Remove {len(plan.removals)} entries ({human_size(plan.size_before - plan.size_after)})",
+        f"Remove {_count(len(plan.removals), 'entry', 'entries')} "
+        f"({human_size(plan.size_before - plan.size_after)})",
     )
     _show_report(carry_out(cache, plan), as_json)
 
@@ -332,7 +334,8 @@ def rm_command(specs: tuple[str, ...], dry_run: bool, yes: bool, as_json: bool) 
         _show_removals(plan.removals, "remove")
     _confirm(
         yes,
-        f"Remove {len(plan.removals)} entries ({human_size(plan.size_before - plan.size_after)})",
+        f"Remove {_count(len(plan.removals), 'entry', 'entries')} "
+        f"({human_size(plan.size_before - plan.size_after)})",
     )
     report = carry_out(cache, plan, ignore_holds=False)
     _show_report(report, as_json)

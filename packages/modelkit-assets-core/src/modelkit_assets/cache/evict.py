@@ -23,8 +23,8 @@ import os
 from typing import Final
 
 from .holds import live_holds
-from .inventory import DEBRIS, PARTIAL_DOWNLOAD, VERSION, Entry
-from .layout import EVICTING, SUCCESS, AssetsCache, remove, set_aside
+from .inventory import DEBRIS, INCOMPLETE, PARTIAL_DOWNLOAD, VERSION, Entry
+from .layout import EVICTING, SUCCESS, AssetsCache, complete_in, remove, set_aside
 from .partial import PARTIALS
 from .records import remove_record
 
@@ -52,6 +52,10 @@ def remove_entry(cache: AssetsCache, entry: Entry, *, ignore_holds: bool = False
         if entry.kind == DEBRIS:
             if entry.path.endswith(EVICTING):  # a whole version a dead eviction set aside
                 _drop_version(cache, entry.name, entry.version, entry.path)
+            elif entry.detail == INCOMPLETE:  # under its final name: complete by now?
+                if complete_in(cache.asset_folder(entry.name), entry.version) is not None:
+                    return GONE
+                remove(entry.path)
             else:
                 remove(entry.path)
             return None

@@ -31,6 +31,9 @@ from .records import VersionRecord, iter_record_paths, read_record, record_path
 VERSION: Final = "version"
 PARTIAL_DOWNLOAD: Final = "partial"
 DEBRIS: Final = "debris"
+#: :attr:`Entry.detail` of a version under its final name without its SUCCESS marker: a
+#: download that died there (modelkit downloads in place), never served, fetched again.
+INCOMPLETE: Final = "incomplete version (no SUCCESS marker)"
 
 
 @attrs.frozen
@@ -51,6 +54,8 @@ class Entry:
     is_directory: bool = False
     #: Its record (summary only), None for versions cached before records or by modelkit.
     record: VersionRecord | None = None
+    #: What a debris entry is, when it is not a dead process's temporary (:data:`INCOMPLETE`).
+    detail: str = ""
 
     @property
     def spec(self) -> str:
@@ -66,7 +71,7 @@ class Entry:
         if self.kind == PARTIAL_DOWNLOAD:
             return "partial download (resumable)"
         if self.kind == DEBRIS:
-            return "debris of a dead process"
+            return self.detail or "debris of a dead process"
         state = "complete" if self.record is not None else "complete, no record"
         return f"{state}, read-only" if self.read_only else state
 
@@ -117,20 +122,33 @@ def _scan_folder(
     except OSError:
         return
     present = {e.name for e in entries}
+    found: list[Entry] = []
+    later: list[os.DirEntry[str]] = []
     for entry in entries:
         if entry.name.startswith("."):
             if name:
-                found = _dot_entry(cache, root, folder, name, entry, present, records, read_only)
-                if found is not None:
-                    yield found
-            continue
-        if not _is_dir(entry):
+                dot = _dot_entry(cache, root, folder, name, entry, present, records, read_only)
+                if dot is not None:
+                    found.append(dot)
             continue
         marker = os.path.join(entry.path, SUCCESS)
-        if name and os.path.isfile(marker):
+        if name and _is_dir(entry) and os.path.isfile(marker):
             record = _record(records, name, entry.name)
-            yield _version(root, name, entry.name, entry.path, marker, True, record, read_only)
-        elif _is_name_segment(entry.name) and not (folder == root and entry.name == CACHE_DIR):
+            found.append(
+                _version(root, name, entry.name, entry.path, marker, True, record, read_only)
+            )
+        elif f".{entry.name}{SUCCESS}" not in present:
+            later.append(entry)
+    yield from found
+    holds_versions = bool(found)  # the folder of an asset: its other names may be versions
+    for entry in later:
+        if holds_versions and _is_version(entry.name) and not _asset_folder(entry):
+            yield _incomplete(root, name, entry, read_only)
+        elif (
+            _is_dir(entry)
+            and _is_name_segment(entry.name)
+            and not (folder == root and entry.name == CACHE_DIR)
+        ):
             yield from _scan_folder(
                 cache,
                 root,
@@ -183,6 +201,47 @@ def _dot_entry(
             _is_dir(entry),
         )
     return None
+
+
+def _is_version(text: str) -> bool:
+    """Whether ``text`` is a complete version in one of the installed versioning systems."""
+    from ..spec import installed_systems
+
+    return any(
+        s.is_version_valid(text) and s.is_version_complete(text) for s in installed_systems()
+    )
+
+
+def _asset_folder(entry: os.DirEntry[str]) -> bool:
+    """Whether ``entry`` is itself an asset's folder of versions (an asset named like a
+    version, ``cat/1.0``, beside the versions of ``cat``): it holds SUCCESS markers."""
+    if not _is_dir(entry):
+        return False
+    try:
+        inner = list(os.scandir(entry.path))
+    except OSError:
+        return False
+    return any(
+        (e.name.startswith(".") and e.name.endswith((SUCCESS, PARTIAL)) and e.name != SUCCESS)
+        or (_is_dir(e) and os.path.isfile(os.path.join(e.path, SUCCESS)))
+        for e in inner
+    )
+
+
+def _incomplete(root: str, name: str, entry: os.DirEntry[str], read_only: bool) -> Entry:
+    size = tree_size([entry.path])[0]
+    return Entry(
+        DEBRIS,
+        name,
+        entry.name,
+        entry.path,
+        root,
+        read_only,
+        size,
+        _mtime(entry.path),
+        _is_dir(entry),
+        detail=INCOMPLETE,
+    )
 
 
 def _version(

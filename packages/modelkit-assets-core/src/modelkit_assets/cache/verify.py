@@ -240,6 +240,10 @@ def _download_again(
 def _summary(result: FetchResult) -> str:
     fetched = len(result.files) - result.reused_files - result.resumed_files
     return (
-        f"downloaded again: {fetched} files fetched ({result.received_bytes} bytes), "
-        f"{result.reused_files} intact ones cloned from the cache"
+        f"downloaded again: {_files(fetched)} fetched ({result.received_bytes} bytes), "
+        f"{_files(result.reused_files)} cloned from the cache"
     )
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
