@@ -142,6 +142,8 @@ def kill_when_logged(
 def test_a_fetch_killed_halfway_moves_at_most_60_percent_on_its_retry(
     backend: Backend, store_env: StoreEnv, wire: Wire, tmp_path: Path
 ) -> None:
+    if backend.id == "s3-moto":
+        pytest.skip("S3 is shown on SeaweedFS: moto holds 256 MiB in memory, slowest of all")
     size = 256 * MiB
     source = make_big(tmp_path / "big.bin", size)
     pusher(backend).new(str(source), "big")

@@ -111,7 +111,19 @@ def read_record(path: str, full: bool = True) -> VersionRecord | None:
             files={part: _digest(value) for part, value in files.items()},
             meta=meta,
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration):
+        return None
+
+
+def read_files(path: str) -> dict[str, FileDigest] | None:
+    """Only the files of the record at ``path`` (its second line: the ``.meta`` after it is
+    not even parsed), or None if it cannot be read. Reuse reads every record this way."""
+    try:
+        with open(path, "rb") as f:
+            f.readline()
+            files = json.loads(f.readline())
+        return {part: _digest(value) for part, value in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration):
         return None
 
 

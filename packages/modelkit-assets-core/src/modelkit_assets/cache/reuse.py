@@ -22,7 +22,7 @@ from .. import errors
 from ..hashing import copy_file_with_digest, digest_file
 from ..meta import FileDigest
 from .layout import AssetsCache, complete_in
-from .records import iter_record_paths, read_record
+from .records import iter_record_paths, read_files
 
 #: ``ioctl`` request of a reflink on Linux (``_IOW(0x94, 9, int)``).
 FICLONE: Final = 0x40049409
@@ -74,10 +74,10 @@ class ReuseIndex:
         base = complete_in(folder, version)
         if base is None:
             return
-        record = read_record(path)
-        if record is None:
+        files = read_files(path)
+        if files is None:
             return
-        for part, digest in record.files.items():
+        for part, digest in files.items():
             key = _key(digest)
             if key in self._wanted and len(found.setdefault(key, [])) < _CANDIDATES:
                 found[key].append(os.path.join(base, *part.split("/")) if part else base)
