@@ -17,6 +17,7 @@ from modelkit_assets import AssetsManager, StorageProvider, errors
 from modelkit_assets.meta import AssetMeta
 from tests.cli_runner import as_json, fails, ok, run
 from tests.conftest import StoreEnv
+from tests.servers import Backend
 
 DATE = "2024-01-31T12-00-00Z"
 
@@ -420,3 +421,18 @@ def test_a_folder_with_a_link_to_a_folder_pushes_every_path(
     os.symlink("..", folder / "real" / "up")
     assert "/up': it links to" in fails("update", str(folder), "linked", "--yes")
     assert StorageProvider().get_versions_info("linked") == ["0.0"]
+
+
+def test_a_uri_source_in_a_missing_bucket_names_that_bucket(
+    store_env: StoreEnv, backend: Backend
+) -> None:
+    from modelkit_assets.plugins import get_registry
+
+    schemes = get_registry().driver(backend.provider).record.schemes
+    if not schemes:
+        pytest.skip(f"the {backend.provider} driver reads no URIs")
+    uri = f"{schemes[0]}://no-such-source-bucket/weights.bin"
+    line = fails("new", uri, "name", "--yes")
+    assert "the source bucket 'no-such-source-bucket' does not exist" in line
+    assert uri in line
+    assert "MODELKIT_STORAGE_BUCKET" not in line  # not the store's bucket
