@@ -17,6 +17,7 @@ from modelkit_assets import AssetsManager, StorageProvider, errors
 from modelkit_assets.meta import AssetMeta
 from tests.cli_runner import as_json, fails, ok, run
 from tests.conftest import StoreEnv
+from tests.servers import Backend
 
 DATE = "2024-01-31T12-00-00Z"
 
@@ -395,3 +396,43 @@ def test_fetch_takes_the_storage_prefix_option(
     assert AssetsManager(storage_prefix="team").fetch_asset("name:0.0")
     with pytest.raises(errors.ObjectDoesNotExistError):
         AssetsManager().fetch_asset("name:0.0", force_download=True)
+
+
+# -- 3. links in a directory asset ------------------------------------------------------------
+
+
+def test_a_folder_with_a_link_to_a_folder_pushes_every_path(
+    store_env: StoreEnv, tmp_path: Path
+) -> None:
+    folder = tmp_path / "linked"
+    (folder / "real").mkdir(parents=True)
+    (folder / "real" / "f").write_text("f")
+    os.symlink("real", folder / "l3")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("o")
+    os.symlink(outside, folder / "o")
+    result = run("new", str(folder), "linked", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "o links outside the pushed folder" in result.stderr
+    fetched = Path(ok("fetch", "linked:0.0").stdout.strip())
+    assert (fetched / "real" / "f").read_text() == "f"
+    assert (fetched / "l3" / "f").read_text() == "f"
+    assert (fetched / "o").read_text() == "o"
+    os.symlink("..", folder / "real" / "up")
+    assert "/up': it links to" in fails("update", str(folder), "linked", "--yes")
+    assert StorageProvider().get_versions_info("linked") == ["0.0"]
+
+
+def test_a_uri_source_in_a_missing_bucket_names_that_bucket(
+    store_env: StoreEnv, backend: Backend
+) -> None:
+    from modelkit_assets.plugins import get_registry
+
+    schemes = get_registry().driver(backend.provider).record.schemes
+    if not schemes:
+        pytest.skip(f"the {backend.provider} driver reads no URIs")
+    uri = f"{schemes[0]}://no-such-source-bucket/weights.bin"
+    line = fails("new", uri, "name", "--yes")
+    assert "the source bucket 'no-such-source-bucket' does not exist" in line
+    assert uri in line
+    assert "MODELKIT_STORAGE_BUCKET" not in line  # not the store's bucket

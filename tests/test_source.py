@@ -18,7 +18,7 @@ from modelkit_assets.source import scan_source
 MiB = 1024 * 1024
 
 
-def test_scan_lists_hidden_files_and_link_targets_without_looping(tmp_path: Path) -> None:
+def test_scan_lists_hidden_files_and_link_targets(tmp_path: Path) -> None:
     root = tmp_path / "asset"
     (root / "a" / ".hidden").mkdir(parents=True)
     (root / "a" / ".hidden" / ".f").write_bytes(b"hidden")
@@ -26,7 +26,6 @@ def test_scan_lists_hidden_files_and_link_targets_without_looping(tmp_path: Path
     outside = tmp_path / "outside.bin"
     outside.write_bytes(b"linked content")
     os.symlink(outside, root / "link.bin")
-    os.symlink("..", root / "a" / "up")  # a cycle
     source = scan_source(str(root))
     assert [f.part for f in source.files] == ["a/.hidden/.f", "link.bin", "z.txt"]
     linked = next(f for f in source.files if f.part == "link.bin")
@@ -34,6 +33,49 @@ def test_scan_lists_hidden_files_and_link_targets_without_looping(tmp_path: Path
         len(b"linked content"), blake3.blake3(b"linked content").hexdigest(), "blake3"
     )
     assert source.size == len(b"hidden") + len(b"linked content") + 1
+    assert source.warnings == (
+        f"link.bin links outside the pushed folder, to {outside}: its content is pushed",
+    )
+
+
+def test_a_link_cycle_is_refused_naming_the_link_instead_of_looping(tmp_path: Path) -> None:
+    root = tmp_path / "asset"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "f").write_bytes(b"f")
+    os.symlink("..", root / "a" / "up")
+    with pytest.raises(errors.SourceLinkError, match="a/up"):
+        scan_source(str(root))
+
+
+@pytest.mark.parametrize("order", [("real", "l3"), ("l3", "real")])
+def test_a_link_to_a_folder_keeps_every_path(tmp_path: Path, order: tuple[str, str]) -> None:
+    """``real/f`` and ``l3 -> real``: both paths are pushed, whichever is listed first."""
+    root = tmp_path / "asset"
+    root.mkdir()
+    for name in order:
+        if name == "real":
+            (root / "real" / "deep").mkdir(parents=True)
+            (root / "real" / "f").write_bytes(b"f")
+            (root / "real" / "deep" / "g").write_bytes(b"g")
+        else:
+            os.symlink("real", root / "l3")
+    scanned = scan_source(str(root))
+    assert [f.part for f in scanned.files] == ["l3/deep/g", "l3/f", "real/deep/g", "real/f"]
+    assert scanned.warnings == ()
+
+
+def test_dangling_links_and_special_files_are_left_out_with_a_warning(tmp_path: Path) -> None:
+    root = tmp_path / "asset"
+    root.mkdir()
+    (root / "kept").write_bytes(b"k")
+    os.symlink(tmp_path / "gone", root / "dangling")
+    os.mkfifo(root / "fifo")
+    scanned = scan_source(str(root))
+    assert [f.part for f in scanned.files] == ["kept"]
+    assert any("dangling is a dangling link" in w for w in scanned.warnings)
+    assert any("fifo is not a regular file" in w for w in scanned.warnings)
+    with pytest.raises(errors.SourceLinkError):
+        scan_source(str(root / "fifo"))  # pushed on its own: refused, not read forever
 
 
 def test_scan_keeps_the_small_files_it_read_within_its_budget(

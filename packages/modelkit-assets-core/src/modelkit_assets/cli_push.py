@@ -55,8 +55,7 @@ def push_options(function: Callable[P, T]) -> Callable[P, T]:
 
 def _describe(source: LocalSource, shown_path: str, plan: PushPlan) -> None:
     """What is about to be pushed, on stderr (not with --quiet)."""
-    for warning in getattr(source, "warnings", ()):
-        click.echo(f"Warning:     {warning}", err=True)
+    # The scan's warnings (links, special files: source.warnings) are logged on stderr already.
     if is_quiet():
         return
     kind = f"directory of {len(source.files)} files" if source.is_directory else "file"

@@ -31,6 +31,7 @@ The tree::
     │       │                                     (also ObjectDoesNotExistError, as modelkit)
     │       ├── LocalAssetDoesNotExistError  a local source path or cached asset is missing
     │       ├── AssetNameConflictError       a name that would nest in another asset's version
+    │       ├── SourceLinkError              a push source with a link cycle or a special file
     │       ├── UnpublishedVersionError      claimed by a push that has not published it
     │       └── AssetIntegrityError          downloaded bytes do not match the .meta
     ├── CorruptStoreError                    a .meta or .versions that cannot be read
@@ -287,6 +288,18 @@ class AssetNameConflictError(AssetError):
         self.what = what
         ModelkitAssetsError.__init__(
             self, f"refusing to push {what}: {reason}; choose another name (nothing was written)"
+        )
+
+
+class SourceLinkError(AssetError):
+    """A push source that cannot be pushed whole: a link cycle, a special file."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        ModelkitAssetsError.__init__(
+            self,
+            f"refusing to push {path!r}: {reason}; remove it or push its target "
+            "(nothing was written)",
         )
 
 

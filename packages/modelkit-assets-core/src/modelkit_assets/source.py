@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,8 @@ import attrs
 
 from . import errors
 from .meta import DEFAULT_ALGORITHM, FileDigest
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .drivers.base import StagedFile
@@ -39,6 +42,8 @@ class LocalSource:
     is_directory: bool
     files: tuple[SourceFile, ...]
     staged: Mapping[str, StagedFile] = attrs.field(factory=dict, eq=False, repr=False)
+    #: What the scan left out or took from outside the folder, one line each (see _walk).
+    warnings: tuple[str, ...] = ()
 
     def discard_staged(self) -> None:
         """Drop what staged copies are left (committed ones are objects now: they stay)."""
@@ -50,31 +55,73 @@ class LocalSource:
         return sum(f.digest.size for f in self.files)
 
 
-def _walk(root: str) -> list[tuple[str, str, int]]:
+def _walk(root: str) -> tuple[list[tuple[str, str, int]], list[str]]:
     """(part, path, size) of every file under root, hidden ones included, parts '/'-separated,
-    sorted by part.
+    sorted by part; and a warning for each entry that is left out or comes from elsewhere.
 
-    Symbolic links are followed (their targets are pushed), each real folder once, so a link
-    cycle cannot loop forever. A folder that cannot be read fails the scan: a push must not
-    leave files out silently. One ``stat`` per file: the folder listing tells regular files
-    and folders apart.
+    Symbolic links are followed, each under its own path: with ``real/f`` and ``l3 -> real``
+    both ``real/f`` and ``l3/f`` are pushed (a folder was once walked through one of its names
+    only, and which one survived depended on the listing order). A link to a folder that holds
+    it (a cycle) would repeat its paths forever: the scan refuses it, naming the link. A
+    dangling link and a special file (FIFO, socket, device) are left out, and a link to
+    something outside the pushed folder is followed: each with a warning naming it. A folder
+    that cannot be read fails the scan: a push must not leave files out silently. One ``stat``
+    per file: the folder listing tells regular files, folders and links apart.
     """
-    found = []
-    seen: set[str] = set()
-    folders = [(root, "")]
+    found: list[tuple[str, str, int]] = []
+    warnings: list[str] = []
+    top = os.path.realpath(root)
+    folders: list[tuple[str, str, frozenset[str]]] = [(root, "", frozenset({top}))]
     while folders:
-        folder, prefix = folders.pop()
-        real = os.path.realpath(folder)
-        if real in seen:
-            continue
-        seen.add(real)
+        folder, prefix, ancestors = folders.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.is_dir():
-                    folders.append((entry.path, f"{prefix}{entry.name}/"))
-                elif entry.is_file():
-                    found.append((prefix + entry.name, entry.path, entry.stat().st_size))
-    return sorted(found)
+                part = prefix + entry.name
+                if entry.is_symlink():
+                    _follow(entry, part, top, ancestors, folders, found, warnings)
+                elif entry.is_dir(follow_symlinks=False):
+                    real = os.path.join(os.path.realpath(folder), entry.name)
+                    folders.append((entry.path, part + "/", ancestors | {real}))
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((part, entry.path, entry.stat().st_size))
+                else:
+                    warnings.append(
+                        f"{part} is not a regular file (a FIFO, socket or device): left out"
+                    )
+    for warning in warnings:
+        logger.warning("%s", warning)
+    return sorted(found), warnings
+
+
+def _follow(
+    entry: os.DirEntry[str],
+    part: str,
+    top: str,
+    ancestors: frozenset[str],
+    folders: list[tuple[str, str, frozenset[str]]],
+    found: list[tuple[str, str, int]],
+    warnings: list[str],
+) -> None:
+    """Take the target of the link ``entry`` in under its own path ``part``."""
+    target = os.path.realpath(entry.path)
+    if not os.path.exists(target):
+        warnings.append(f"{part} is a dangling link (to {os.readlink(entry.path)}): left out")
+        return
+    if target != top and not target.startswith(top + os.sep):
+        warnings.append(
+            f"{part} links outside the pushed folder, to {target}: its content is pushed"
+        )
+    if os.path.isdir(target):
+        if target in ancestors:
+            raise errors.SourceLinkError(
+                part,
+                f"it links to {target}, a folder that holds it: its paths would repeat forever",
+            )
+        folders.append((entry.path, part + "/", ancestors | {target}))
+    elif os.path.isfile(target):
+        found.append((part, entry.path, os.stat(target).st_size))
+    else:
+        warnings.append(f"{part} links to {target}, which is not a regular file: left out")
 
 
 #: Files from this size are staged when the store can stage (see :func:`scan_source`).
@@ -102,10 +149,13 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
     if not os.path.exists(path):
         raise errors.LocalAssetDoesNotExistError(path, "nothing to push")
     is_directory = os.path.isdir(path)
+    warnings: list[str] = []
     if is_directory:
-        entries = _walk(path)
+        entries, warnings = _walk(path)
         if not entries:
             raise errors.LocalAssetDoesNotExistError(path, "the directory holds no files")
+    elif not os.path.isfile(path):
+        raise errors.SourceLinkError(path, "it is not a regular file (a FIFO, socket or device)")
     else:
         entries = [("", path, os.path.getsize(path))]
     staged: dict[str, StagedFile] = {}
@@ -141,7 +191,7 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
         raise
     finally:
         contents.close()
-    return LocalSource(path, is_directory, files, staged)
+    return LocalSource(path, is_directory, files, staged, tuple(warnings))
 
 
 def _within_budget(small: Iterable[tuple[str, str, int]]) -> set[str]:
