@@ -7,7 +7,6 @@ stdout, the questions and summaries to stderr, as for the other commands (:mod:`
 from __future__ import annotations
 
 import datetime
-import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ import click
 
 from . import environment
 from .cli_common import (
+    confirm,
     echo_json,
     epilog,
     fail,
@@ -283,10 +283,11 @@ def prune_command(
         return
     if not as_json:
         _show_removals(plan.removals, "remove")
-    _confirm(
+    confirm(
         yes,
         f"Remove {_count(len(plan.removals), 'entry', 'entries')} "
         f"({human_size(plan.size_before - plan.size_after)})",
+        "nothing was removed",
     )
     _show_report(carry_out(cache, plan), as_json)
 
@@ -332,10 +333,11 @@ def rm_command(specs: tuple[str, ...], dry_run: bool, yes: bool, as_json: bool) 
         return
     if not as_json:
         _show_removals(plan.removals, "remove")
-    _confirm(
+    confirm(
         yes,
         f"Remove {_count(len(plan.removals), 'entry', 'entries')} "
         f"({human_size(plan.size_before - plan.size_after)})",
+        "nothing was removed",
     )
     report = carry_out(cache, plan, ignore_holds=False)
     _show_report(report, as_json)
@@ -411,20 +413,3 @@ def _removal_dict(removal: Removal) -> dict[str, Any]:
         "reason": removal.reason,
         "outcome": removal.outcome,
     }
-
-
-def _confirm(yes: bool, question: str) -> None:
-    from .cli_push import _stdin_has_input
-
-    if yes:
-        return
-    if not sys.stdin.isatty() and not _stdin_has_input():
-        fail("nobody can answer the confirmation (stdin is not a terminal): pass --yes", 2)
-    try:
-        answer = click.confirm(f"{question}?", default=False, err=True)
-    except click.Abort:  # end of input: nobody answered
-        click.echo("", err=True)
-        fail("no answer to the confirmation on stdin: pass --yes", 2)
-    if not answer:
-        click.echo("Aborted: nothing was removed.", err=True)
-        sys.exit(1)

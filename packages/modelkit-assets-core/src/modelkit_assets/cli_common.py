@@ -88,6 +88,38 @@ def _os_error_message(exc: OSError) -> str:
     return f"{exc.strerror or exc}" + (f": {exc.filename!r}" if exc.filename else "") + context
 
 
+def confirm(yes: bool, question: str, aborted: str) -> None:
+    """Ask ``question`` on stderr unless ``--yes``; exit 1 with ``Aborted: {aborted}.`` on
+    no, and 2 when nobody can answer (no terminal and nothing on stdin): say to pass --yes."""
+    if yes:
+        return
+    if not sys.stdin.isatty() and not _stdin_has_input():
+        fail("nobody can answer the confirmation (stdin is not a terminal): pass --yes", 2)
+    try:
+        answer = click.confirm(f"{question}?", default=False, err=True)
+    except click.Abort:  # end of input: nobody answered
+        click.echo("", err=True)
+        fail("no answer to the confirmation on stdin: pass --yes", 2)
+    if not answer:
+        click.echo(f"Aborted: {aborted}.", err=True)
+        sys.exit(1)
+
+
+def _stdin_has_input() -> bool:
+    """Whether stdin is a pipe or file with an answer in it (``echo y | modelkit ...``), as
+    opposed to nothing at all (closed, or /dev/null)."""
+    import os
+    import stat
+
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return True  # a replaced stdin (tests, embedding): let click read it
+    if stat.S_ISFIFO(mode):
+        return True
+    return stat.S_ISREG(mode) and os.fstat(sys.stdin.fileno()).st_size > 0
+
+
 def _interrupted() -> NoReturn:
     store: StorageProvider | None = _context_state().get("store")
     claim = store.pending_claim if store is not None else None

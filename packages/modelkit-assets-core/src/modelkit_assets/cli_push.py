@@ -7,7 +7,6 @@ whether it completes an unfinished push; the confirmation asks about exactly tha
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -15,9 +14,9 @@ import click
 
 from . import errors
 from .cli_common import (
+    confirm,
     echo_json,
     epilog,
-    fail,
     handle_errors,
     human_size,
     is_quiet,
@@ -74,34 +73,6 @@ def _describe(source: LocalSource, shown_path: str, plan: PushPlan) -> None:
     click.echo(f"Destination: {plan.uri}", err=True)
 
 
-def _confirm(yes: bool, question: str) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty() and not _stdin_has_input():
-        fail("nobody can answer the confirmation (stdin is not a terminal): pass --yes", 2)
-    try:
-        answer = click.confirm(f"{question}?", default=False, err=True)
-    except click.Abort:  # end of input: nobody answered
-        click.echo("", err=True)
-        fail("no answer to the confirmation on stdin: pass --yes", 2)
-    if not answer:
-        click.echo("Aborted: nothing was pushed.", err=True)
-        sys.exit(1)
-
-
-def _stdin_has_input() -> bool:
-    """Whether stdin is a pipe or file with an answer in it (``echo y | modelkit ...``), as
-    opposed to nothing at all (closed, or /dev/null)."""
-    import os
-    import stat
-
-    try:
-        mode = os.fstat(sys.stdin.fileno()).st_mode
-    except (OSError, ValueError, AttributeError):
-        return True  # a replaced stdin (tests, embedding): let click read it
-    return stat.S_ISFIFO(mode) or (stat.S_ISREG(mode) and os.fstat(sys.stdin.fileno()).st_size > 0)
-
-
 def _report(plan: PushPlan, as_json: bool) -> None:
     source = plan.source
     if as_json:
@@ -155,7 +126,7 @@ def _push(
 
             _report(evolve(plan, dry_run=True), as_json)
             return
-        _confirm(yes, f"Push {plan.name}:{plan.version}")
+        confirm(yes, f"Push {plan.name}:{plan.version}", "nothing was pushed")
         doing(f"pushing {plan.name}:{plan.version}")
         pushed = push(store, source, plan)
     _report(pushed, as_json)
@@ -276,7 +247,11 @@ def reindex_command(
                 f"Left out:    {name}:{version} (objects missing: an unfinished push)", err=True
             )
     if found["added"] and not dry_run:
-        _confirm(yes, f"Rewrite the index of {name} with {len(found['added'])} more versions")
+        confirm(
+            yes,
+            f"Rewrite the index of {name} with {len(found['added'])} more versions",
+            "the index is unchanged",
+        )
         found = store.reindex(name)
     if as_json:
         echo_json({**found, "dry_run": dry_run})
