@@ -155,12 +155,18 @@ def test_recording_a_use_writes_once_per_process_not_per_fetch(
 
 
 _FETCH_LOOP = """
-import hashlib, json, sys
+import hashlib, json, os, sys, time
 from modelkit_assets import AssetsManager
 from modelkit_assets.cache import holds
 expected = json.loads(sys.argv[1])
+evicted = sys.argv[3]  # the pruner creates it once it has evicted something
+deadline = time.monotonic() + 60
 bad = 0
-for round in range(int(sys.argv[2])):
+round = 0
+# At least the rounds asked for, and on until the pruner has evicted (it may start late on a
+# loaded machine): a race that never ran proves nothing.
+while round < int(sys.argv[2]) or (not os.path.exists(evicted) and time.monotonic() < deadline):
+    round += 1
     for version, digest in expected.items():
         manager = AssetsManager()
         path = manager.fetch_asset("model:" + version)
@@ -181,9 +187,10 @@ def test_a_prune_racing_fetches_never_removes_what_they_return(
     import json
 
     expected = {v: hashlib.sha256(p.read_bytes()).hexdigest() for v, p in versions.items()}
+    evicted = cached_store.assets_dir.parent / "evicted"
     fetchers = [
         subprocess.Popen(
-            [sys.executable, "-c", _FETCH_LOOP, json.dumps(expected), "8"],
+            [sys.executable, "-c", _FETCH_LOOP, json.dumps(expected), "8", str(evicted)],
             stdout=subprocess.PIPE,
             cwd=REPO_ROOT,
         )
@@ -197,8 +204,10 @@ def test_a_prune_racing_fetches_never_removes_what_they_return(
             "from modelkit_assets.cache.prune import prune\n"
             "removed = 0\nwhile not os.path.exists(sys.argv[1]):\n"
             "    removed += len(prune(AssetsCache(os.environ['MODELKIT_ASSETS_DIR']),"
-            " max_size=0).removed)\nprint(removed)",
+            " max_size=0).removed)\n"
+            "    if removed:\n        open(sys.argv[2], 'a').close()\nprint(removed)",
             str(cached_store.assets_dir.parent / "stop"),
+            str(evicted),
         ],
         stdout=subprocess.PIPE,
         cwd=REPO_ROOT,
