@@ -18,7 +18,12 @@ from tests.servers import BACKENDS, Backend
 os.environ["NO_GCE_CHECK"] = "true"
 os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 
-pytest_plugins = ["tests.servers.s3", "tests.servers.gcs", "tests.servers.azure"]
+pytest_plugins = [
+    "tests.servers.s3",
+    "tests.servers.gcs",
+    "tests.servers.azure",
+    "tests.guarantees.reporting",
+]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -95,6 +95,9 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
+        # closing a socket does not wake accept(): the accepting thread polls. Set here, not in
+        # the thread: a proxy closed before its thread ran would hand it a closed socket.
+        self._listener.settimeout(0.1)
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
@@ -128,7 +131,6 @@ class FaultProxy:
     # -- accepting and choosing a fate ---------------------------------------------------------
 
     def _accept_loop(self) -> None:
-        self._listener.settimeout(0.1)  # closing a socket does not wake accept(): poll
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()

@@ -1,4 +1,4 @@
-"""Figures the guarantee tests record, reported at the end of the run (see conftest.py)."""
+"""Figures the guarantee tests record, reported at the end of the run (see reporting.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any, Final
 
 from tests.servers import Backend
 
-#: Figures recorded by the tests of this session, in the order they ran.
-FIGURES: list[dict[str, Any]] = []
+#: Figures recorded by the test running in this process and not yet attached to its report.
+PENDING: list[dict[str, Any]] = []
 
 #: Figures summed over every backend in the terminal summary, with their labels.
 TOTALS: Final = {
@@ -23,4 +23,4 @@ TOTALS: Final = {
 
 def record(guarantee: str, backend: Backend, **figures: Any) -> None:
     """Keep ``figures`` of one test on one backend for the end-of-run summary."""
-    FIGURES.append({"guarantee": guarantee, "backend": backend.id, **figures})
+    PENDING.append({"guarantee": guarantee, "backend": backend.id, **figures})
