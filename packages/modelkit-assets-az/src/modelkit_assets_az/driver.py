@@ -14,7 +14,7 @@ import enum
 import io
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Final
 
 from azure.core import MatchConditions
@@ -38,6 +38,7 @@ from .client import (
     build_service_client,
     redact,
 )
+from .settings import AzureStorageDriverSettings
 
 _NAME: Final = "az"
 _CONFLICT_CODES: Final = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
@@ -67,19 +68,24 @@ class AzureStorageDriver(StorageDriver):
 
     provider_name = _NAME
     capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+    settings_class = AzureStorageDriverSettings
 
     def __init__(
         self,
-        bucket: str | None = None,
-        *,
+        bucket: str | AzureStorageDriverSettings | Mapping[str, Any] | None = None,
         client: Any = None,
+        *,
         timeout_s: float = 300.0,
-        lazy: bool = False,
-        connection_string: str | None = None,
-        **settings: Any,
+        lazy: bool | None = None,
+        settings: AzureStorageDriverSettings | Mapping[str, Any] | None = None,
+        **keywords: Any,
     ) -> None:
-        super().__init__(bucket, client=client, timeout_s=timeout_s, lazy=lazy)
-        self.settings = AzureSettings.from_kwargs(settings)
+        """``AzureStorageDriver(container, connection_string=...)``, or modelkit's
+        ``AzureStorageDriver(settings, client)``."""
+        name, is_lazy, options = self.resolve_settings(bucket, settings, lazy, keywords)
+        super().__init__(name, client, timeout_s=timeout_s, lazy=is_lazy)
+        connection_string: str | None = options.pop("connection_string", None)
+        self.settings = AzureSettings.from_kwargs(options)
         if client is not None and not isinstance(client, BlobServiceClient):
             raise errors.ConfigurationError(
                 f"client= must be an azure.storage.blob.BlobServiceClient, "
@@ -96,7 +102,7 @@ class AzureStorageDriver(StorageDriver):
             )
         self._container: ContainerClient | None = None
         self._lock = threading.Lock()
-        if not lazy:
+        if not is_lazy:
             self._container_client()
 
     def __repr__(self) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, ClassVar, Final, TypeVar
 
 from google.api_core import exceptions as api
@@ -38,6 +38,7 @@ from modelkit_assets.progress import HighWater
 from modelkit_assets.records import CONDITIONAL_WRITES
 
 from .client import CREDENTIALS_ENV, build_client
+from .settings import GCSStorageDriverSettings
 from .translate import PROVIDER, translate
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "GCSStorageDriver"]
@@ -67,20 +68,27 @@ class GCSStorageDriver(StorageDriver):
 
     provider_name = PROVIDER
     capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+    settings_class = GCSStorageDriverSettings
 
     def __init__(
         self,
-        bucket: str | None = None,
-        *,
+        bucket: str | GCSStorageDriverSettings | Mapping[str, Any] | None = None,
         client: storage.Client | None = None,
+        *,
         timeout_s: float = 300.0,
-        lazy: bool = False,
-        credentials_path: str | None = None,
-        project: str | None = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        page_size: int | None = None,
+        lazy: bool | None = None,
+        settings: GCSStorageDriverSettings | Mapping[str, Any] | None = None,
+        **keywords: Any,
     ) -> None:
-        super().__init__(bucket, client=client, timeout_s=timeout_s, lazy=lazy)
+        """``GCSStorageDriver(bucket, credentials_path=...)``, or modelkit's
+        ``GCSStorageDriver(settings, client)`` (``service_account_path`` is taken as a keyword
+        too)."""
+        name, is_lazy, options = self.resolve_settings(bucket, settings, lazy, keywords)
+        super().__init__(name, client, timeout_s=timeout_s, lazy=is_lazy)
+        credentials_path: str | None = options.get("credentials_path")
+        project: str | None = options.get("project")
+        chunk_size: int = options.get("chunk_size", DEFAULT_CHUNK_SIZE)
+        page_size: int | None = options.get("page_size")
         if chunk_size <= 0 or chunk_size % _CHUNK_QUANTUM:
             raise errors.ConfigurationError(
                 f"gcs chunk_size must be a positive multiple of 256 KiB, not {chunk_size}"
@@ -99,7 +107,7 @@ class GCSStorageDriver(StorageDriver):
         self._client_lock = threading.Lock()
         self._bucket_seen = False
         self._client = client
-        if client is None and not lazy:
+        if client is None and not is_lazy:
             self._client = build_client(*self._client_settings)
 
     @property

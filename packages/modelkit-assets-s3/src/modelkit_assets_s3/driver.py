@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
@@ -41,7 +41,7 @@ from modelkit_assets.records import CONDITIONAL_WRITES
 from .errors import PROVIDER, error_code, http_status, is_missing, is_precondition_failed, translate
 from .errors import redact_url as _redact_url
 from .multipart import MULTIPART_THRESHOLD, upload_if_absent
-from .settings import S3Settings
+from .settings import S3Settings, S3StorageDriverSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -81,24 +81,30 @@ class S3StorageDriver(StorageDriver):
 
     provider_name = PROVIDER
     capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+    settings_class = S3StorageDriverSettings
 
     def __init__(
         self,
-        bucket: str | None = None,
-        *,
+        bucket: str | S3StorageDriverSettings | Mapping[str, Any] | None = None,
         client: Any = None,
+        *,
         timeout_s: float = 300.0,
-        lazy: bool = False,
-        **settings: Any,
+        lazy: bool | None = None,
+        settings: S3StorageDriverSettings | Mapping[str, Any] | None = None,
+        **keywords: Any,
     ) -> None:
-        super().__init__(bucket, client=client, timeout_s=timeout_s, lazy=lazy)
-        self.settings = S3Settings.from_kwargs(settings)
+        """``S3StorageDriver(bucket, region_name=...)``, or modelkit's
+        ``S3StorageDriver(settings, client)`` (modelkit's field names are taken as keywords
+        too: ``aws_default_region``, ``s3_endpoint``)."""
+        name, is_lazy, options = self.resolve_settings(bucket, settings, lazy, keywords)
+        super().__init__(name, client, timeout_s=timeout_s, lazy=is_lazy)
+        self.settings = S3Settings.from_kwargs(options)
         self._client: S3Client | None = client
         self._transfer: TransferManager | None = None
         self._parts: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._bucket_seen = False
-        if self._client is None and not lazy:
+        if self._client is None and not is_lazy:
             self._client = self.settings.make_client(timeout_s)
 
     def __repr__(self) -> str:

@@ -5,7 +5,9 @@ Method names follow modelkit's drivers so that drivers port easily. Object names
 
     DriverClass(bucket, client=None, timeout_s=300.0, lazy=False, **driver_settings)
 
-so a subclass registered under a new name works with no extra code.
+so a subclass registered under a new name works with no extra code. modelkit's form,
+``DriverClass(settings)`` with a settings object or dict (see :mod:`.settings`), works too:
+built-in drivers turn it into the same keywords with :meth:`StorageDriver.resolve_settings`.
 
 Conditional writes are optional. A driver that declares the ``conditional_writes`` capability
 makes :meth:`create_object` and :meth:`write_object` atomic on the server (create-only, and
@@ -19,7 +21,7 @@ import abc
 import functools
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, ClassVar, Protocol
 
@@ -28,6 +30,7 @@ from ..meta import DEFAULT_ALGORITHM, FileDigest
 from ..paths import check_relative_part
 from ..progress import ignore_bytes
 from ..records import CONDITIONAL_WRITES
+from .settings import StorageDriverSettings, driver_keywords
 
 
 class StagedFile(Protocol):
@@ -57,17 +60,22 @@ class StorageDriver(abc.ABC):
     #: right for network stores, whose requests mostly wait).
     default_max_workers: ClassVar[int | None] = None
 
+    #: modelkit's settings class of this driver: the fields and options it takes.
+    settings_class: ClassVar[type[StorageDriverSettings]] = StorageDriverSettings
+
     bucket: str
 
     def __init__(
         self,
         bucket: str | None = None,
-        *,
         client: Any = None,
+        *,
         timeout_s: float = 300.0,
         lazy: bool = False,
         **settings: Any,
     ) -> None:
+        if settings:  # what the driver did not take is no setting of it
+            raise errors.UnknownSettingError(self.provider_name, list(settings), [])
         if not bucket:
             raise errors.ConfigurationError(
                 f"no bucket for the {self.provider_name} provider: set MODELKIT_STORAGE_BUCKET"
@@ -78,6 +86,23 @@ class StorageDriver(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bucket={self.bucket!r})"
+
+    @classmethod
+    def resolve_settings(
+        cls,
+        bucket: Any,
+        settings: StorageDriverSettings | Mapping[str, Any] | None,
+        lazy: bool | None,
+        keywords: Mapping[str, Any],
+    ) -> tuple[str | None, bool, dict[str, Any]]:
+        """The bucket, laziness and other keywords a driver is built with, from this
+        project's keywords or modelkit's settings (an object or dict, also in the place of
+        ``bucket``), modelkit's names translated (see :func:`.settings.driver_keywords`);
+        UnknownSettingError for a keyword :attr:`settings_class` does not know. ``lazy``
+        given explicitly wins over ``lazy_driver`` in the settings."""
+        values = driver_keywords(cls.settings_class, bucket, settings, keywords)
+        found_bucket, found_lazy = values.pop("bucket", None), values.pop("lazy", False)
+        return found_bucket, bool(found_lazy if lazy is None else lazy), values
 
     def _in_charge(self, optional: str, *replaceable: str) -> bool:
         """Whether the driver's own ``optional`` method (one of the faster paths below) is to

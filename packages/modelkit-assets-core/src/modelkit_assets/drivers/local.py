@@ -21,7 +21,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Final
 
 import filelock
@@ -33,6 +33,7 @@ from ..paths import check_relative_part
 from ..progress import ignore_bytes
 from ..records import CONDITIONAL_WRITES, RANGED_READS
 from .base import StagedFile, StorageDriver
+from .settings import LocalStorageDriverSettings
 
 #: Suffixes of this driver's own bookkeeping files, never listed as objects.
 _LOCK_SUFFIX: Final = ".modelkit-lock"
@@ -125,8 +126,21 @@ class LocalStorageDriver(StorageDriver):
     #: MODELKIT_STORAGE_MAX_WORKERS higher for a bucket folder on a network filesystem.
     default_max_workers = 1
 
-    def __init__(self, bucket: str | None = None, **kwargs: Any) -> None:
-        super().__init__(bucket, **kwargs)
+    settings_class = LocalStorageDriverSettings
+
+    def __init__(
+        self,
+        bucket: str | LocalStorageDriverSettings | Mapping[str, Any] | None = None,
+        client: Any = None,
+        *,
+        timeout_s: float = 300.0,
+        lazy: bool | None = None,
+        settings: LocalStorageDriverSettings | Mapping[str, Any] | None = None,
+        **keywords: Any,
+    ) -> None:
+        """``LocalStorageDriver(folder)``, or modelkit's ``LocalStorageDriver(settings)``."""
+        folder, is_lazy, rest = self.resolve_settings(bucket, settings, lazy, keywords)
+        super().__init__(folder, client, timeout_s=timeout_s, lazy=is_lazy, **rest)
         self.bucket = os.path.abspath(os.path.expanduser(self.bucket))
         if not os.path.isdir(self.bucket):
             raise errors.BucketDoesNotExistError(self.provider_name, self.bucket)

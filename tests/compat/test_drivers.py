@@ -1,0 +1,233 @@
+"""modelkit's drivers: module paths, settings objects, keywords, ``client``, pickling, the local
+driver's placement rules, and subclasses that override ``upload_object`` / ``download_object``.
+
+Names are imported the modelkit way (``modelkit_assets.drivers.s3`` for
+``modelkit.assets.drivers.s3``); the cloud drivers run against the suite's real servers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelkit_assets import errors
+from modelkit_assets.drivers.abc import StorageDriver, StorageDriverSettings
+from modelkit_assets.drivers.azure import AzureStorageDriver, AzureStorageDriverSettings
+from modelkit_assets.drivers.gcs import GCSStorageDriver, GCSStorageDriverSettings
+from modelkit_assets.drivers.local import LocalStorageDriver, LocalStorageDriverSettings
+from modelkit_assets.drivers.s3 import S3StorageDriver, S3StorageDriverSettings
+from modelkit_assets.remote import StorageProvider
+from tests.servers.azure import CONTAINER, Azurite
+from tests.servers.gcs import BUCKET as GCS_BUCKET
+from tests.servers.gcs import GCSServer
+from tests.servers.s3 import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, S3Server
+
+
+@pytest.fixture
+def bucket(tmp_path: Path) -> Path:
+    path = tmp_path / "bucket"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def gcs(gcs_backend: Any, gcs_server: GCSServer, monkeypatch: pytest.MonkeyPatch) -> GCSServer:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
+    return gcs_server
+
+
+def _moto_settings(moto_server: S3Server) -> dict[str, str]:
+    """modelkit's S3 field names, pointing at the moto server."""
+    return {
+        "bucket": BUCKET,
+        "s3_endpoint": moto_server.endpoint,
+        "aws_access_key_id": ACCESS_KEY,
+        "aws_secret_access_key": SECRET_KEY,
+        "aws_default_region": REGION,
+    }
+
+
+def _name() -> str:
+    return f"compat-drivers/{uuid.uuid4().hex[:12]}"
+
+
+def _round_trip(driver: StorageDriver, tmp_path: Path, data: bytes = b"payload") -> bytes:
+    """Upload ``data``, download it again: what came back."""
+    source, target = tmp_path / "up", tmp_path / "down"
+    source.write_bytes(data)
+    name = _name()
+    driver.upload_object(str(source), name)
+    assert driver.exists(name)
+    driver.download_object(name, str(target))
+    return target.read_bytes()
+
+
+# -- 1. module paths and settings objects ------------------------------------------------------
+
+
+def test_the_modelkit_module_paths_hold_the_driver_names() -> None:
+    import modelkit_assets.drivers.abc as abc_module
+    import modelkit_assets_az
+    import modelkit_assets_gcs
+    import modelkit_assets_s3
+    from modelkit_assets.drivers.base import StorageDriver as Base
+
+    assert abc_module.StorageDriver is StorageDriver is Base
+    assert S3StorageDriver is modelkit_assets_s3.S3StorageDriver
+    assert GCSStorageDriver is modelkit_assets_gcs.GCSStorageDriver
+    assert AzureStorageDriver is modelkit_assets_az.AzureStorageDriver
+    for settings_class in (
+        LocalStorageDriverSettings,
+        S3StorageDriverSettings,
+        GCSStorageDriverSettings,
+        AzureStorageDriverSettings,
+    ):
+        assert issubclass(settings_class, StorageDriverSettings)
+
+
+def test_a_missing_backend_says_which_distribution_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+    import sys
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "modelkit_assets_s3" else real_find_spec(name, *a),
+    )
+    monkeypatch.delitem(sys.modules, "modelkit_assets.drivers.s3")
+    with pytest.raises(ModuleNotFoundError, match=r"pip install modelkit-assets-s3"):
+        import modelkit_assets.drivers.s3  # noqa: F401
+
+
+def test_settings_fields_default_to_the_environment_as_in_modelkit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODELKIT_STORAGE_BUCKET", "from-env")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret")
+    monkeypatch.setenv("MODELKIT_LAZY_DRIVER", "true")
+    settings = S3StorageDriverSettings(s3_endpoint="http://127.0.0.1:9")
+    assert (settings.bucket, settings.aws_default_region, settings.lazy_driver) == (
+        "from-env",
+        "eu-west-3",
+        True,
+    )
+    assert "very-secret" not in repr(settings)
+    # modelkit's aliases (the variables' names) are field names too
+    assert S3StorageDriverSettings(AWS_DEFAULT_REGION="x").aws_default_region == "x"
+    monkeypatch.delenv("MODELKIT_STORAGE_BUCKET")
+    with pytest.raises(errors.ConfigurationError, match="bucket"):
+        StorageDriverSettings()
+
+
+def test_the_local_driver_is_built_from_modelkit_settings(bucket: Path) -> None:
+    for driver in (
+        LocalStorageDriver({"bucket": str(bucket)}),
+        LocalStorageDriver(settings={"bucket": str(bucket)}),
+        LocalStorageDriver(LocalStorageDriverSettings(bucket=str(bucket))),
+        LocalStorageDriver(settings=LocalStorageDriverSettings(bucket=str(bucket))),
+        LocalStorageDriver(str(bucket)),
+    ):
+        assert driver.bucket == str(bucket)
+
+
+def test_the_s3_driver_is_built_from_modelkit_settings(
+    moto_server: S3Server, tmp_path: Path
+) -> None:
+    settings = _moto_settings(moto_server)
+    for driver in (
+        S3StorageDriver(settings),
+        S3StorageDriver(settings=S3StorageDriverSettings(**settings)),
+        S3StorageDriver(settings["bucket"], **{k: v for k, v in settings.items() if k != "bucket"}),
+    ):
+        assert driver.settings.endpoint_url == moto_server.endpoint
+        assert driver.settings.region_name == REGION
+        assert _round_trip(driver, tmp_path) == b"payload"
+    lazy = S3StorageDriver({**settings, "lazy_driver": True})
+    assert lazy._client is None
+
+
+def test_the_gcs_driver_is_built_from_modelkit_settings(gcs: GCSServer, tmp_path: Path) -> None:
+    for driver in (
+        GCSStorageDriver({"bucket": GCS_BUCKET}),
+        GCSStorageDriver(settings=GCSStorageDriverSettings(bucket=GCS_BUCKET)),
+    ):
+        assert _round_trip(driver, tmp_path) == b"payload"
+    with pytest.raises(errors.ConfigurationError, match=r"no-such\.json"):
+        GCSStorageDriver({"bucket": GCS_BUCKET, "service_account_path": "/no-such.json"})
+
+
+def test_the_azure_driver_is_built_from_modelkit_settings(
+    az_backend: Any, azurite: Azurite, tmp_path: Path
+) -> None:
+    settings = {"bucket": CONTAINER, "connection_string": azurite.connection_string}
+    for driver in (
+        AzureStorageDriver(settings),
+        AzureStorageDriver(settings=AzureStorageDriverSettings(**settings)),
+        AzureStorageDriver(None, azurite.service_client(), settings={"bucket": CONTAINER}),
+    ):
+        assert _round_trip(driver, tmp_path) == b"payload"
+    assert "AccountKey" not in repr(AzureStorageDriverSettings(**settings))
+
+
+def test_the_azure_settings_know_every_transfer_keyword() -> None:
+    import attrs
+
+    from modelkit_assets_az.client import AzureSettings
+
+    fields = {field.name for field in attrs.fields(AzureSettings)}
+    assert set(AzureStorageDriverSettings.driver_options) == fields
+
+
+# -- 2. StorageProvider keywords -----------------------------------------------------------------
+
+
+def test_the_provider_takes_modelkits_s3_keywords(moto_server: S3Server, tmp_path: Path) -> None:
+    settings = _moto_settings(moto_server)
+    store = StorageProvider(provider="s3", prefix=_name(), lazy_driver=True, **settings)
+    assert isinstance(store.driver, S3StorageDriver)
+    assert store.driver._client is None
+    assert store.driver.settings.region_name == REGION
+    source = tmp_path / "f.txt"
+    source.write_text("x")
+    store.new(str(source), "asset")
+    assert store.get_versions_info("asset") == ["0.0"]
+
+
+def test_the_provider_takes_modelkits_gcs_and_azure_keywords(
+    gcs: GCSServer, az_backend: Any, azurite: Azurite
+) -> None:
+    with pytest.raises(errors.ConfigurationError, match=r"no-such\.json"):
+        StorageProvider(provider="gcs", bucket=GCS_BUCKET, service_account_path="/no-such.json")
+    store = StorageProvider(
+        provider="az", bucket=CONTAINER, connection_string=azurite.connection_string
+    )
+    assert store.driver.exists(f"{_name()}/absent") is False
+
+
+@pytest.mark.parametrize("provider", ["local", "s3", "gcs", "az"])
+def test_unknown_keywords_are_refused_in_one_line(
+    provider: str, bucket: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "AccountName=a;AccountKey=a2V5")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
+    with pytest.raises(errors.UnknownSettingError) as caught:
+        StorageProvider(
+            provider=provider, bucket=str(bucket), lazy_driver=True, aws_regoin="x", colour=1
+        )
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "aws_regoin" in message
+    assert "colour" in message
+    assert isinstance(caught.value, TypeError)  # as an unknown argument is
+
+
+def test_one_setting_under_two_names_is_refused(bucket: Path) -> None:
+    with pytest.raises(errors.ConfigurationError, match="region_name"):
+        S3StorageDriver("b", lazy=True, aws_default_region="x", region_name="y")
