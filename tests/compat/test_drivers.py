@@ -7,7 +7,9 @@ Names are imported the modelkit way (``modelkit_assets.drivers.s3`` for
 
 from __future__ import annotations
 
+import pickle
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +233,149 @@ def test_unknown_keywords_are_refused_in_one_line(
 def test_one_setting_under_two_names_is_refused(bucket: Path) -> None:
     with pytest.raises(errors.ConfigurationError, match="region_name"):
         S3StorageDriver("b", lazy=True, aws_default_region="x", region_name="y")
+
+
+# -- 3. driver.client, build_client -----------------------------------------------------------
+
+
+def _cloud_drivers(
+    moto_server: S3Server, azurite: Azurite, lazy: bool
+) -> Iterator[tuple[StorageDriver, type]]:
+    """One driver of each cloud kind, built modelkit's way, with the SDK client class it
+    should expose (GCS reaches the emulator through STORAGE_EMULATOR_HOST)."""
+    from azure.storage.blob import BlobServiceClient
+    from google.cloud import storage
+
+    yield S3StorageDriver({**_moto_settings(moto_server), "lazy_driver": lazy}), object
+    yield GCSStorageDriver({"bucket": GCS_BUCKET, "lazy_driver": lazy}), storage.Client
+    settings = {"bucket": CONTAINER, "connection_string": azurite.connection_string}
+    yield AzureStorageDriver({**settings, "lazy_driver": lazy}), BlobServiceClient
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_every_cloud_driver_has_a_client_built_on_first_use_when_lazy(
+    moto_server: S3Server, gcs: GCSServer, az_backend: Any, azurite: Azurite, lazy: bool
+) -> None:
+    for driver, client_class in _cloud_drivers(moto_server, azurite, lazy):
+        built = "_service" if isinstance(driver, AzureStorageDriver) else "_client"
+        assert (getattr(driver, built) is None) is lazy
+        client = driver.client  # type: ignore[attr-defined]
+        assert isinstance(client, client_class)
+        assert driver.client is client  # type: ignore[attr-defined]  # built once
+        assert not driver.exists(f"{_name()}/absent")
+        rebuilt = type(driver).build_client(driver.client_configuration)  # type: ignore[attr-defined]
+        assert type(rebuilt).__name__ == type(client).__name__  # boto3 makes a class per session
+
+
+def test_the_s3_client_is_boto3s_and_its_configuration_modelkits(moto_server: S3Server) -> None:
+    driver = S3StorageDriver(_moto_settings(moto_server))
+    configuration = driver.client_configuration
+    for key in ("endpoint_url", "aws_access_key_id", "aws_secret_access_key", "region_name"):
+        assert key in configuration
+    assert SECRET_KEY not in repr(configuration)
+    assert driver.client.meta.service_model.service_name == "s3"
+    assert driver.client.meta.endpoint_url == moto_server.endpoint
+    assert (
+        S3StorageDriver.build_client(
+            {"endpoint_url": moto_server.endpoint, "region_name": REGION}
+        ).meta.endpoint_url
+        == moto_server.endpoint
+    )
+
+
+def test_a_subclass_build_client_builds_every_client(
+    moto_server: S3Server, gcs: GCSServer, az_backend: Any, azurite: Azurite
+) -> None:
+    built: list[str] = []
+    for driver, _ in _cloud_drivers(moto_server, azurite, lazy=True):
+        counting = pickle_copy(driver, _counting_clients(type(driver), built))
+        assert not counting.exists(f"{_name()}/absent")
+    assert built == ["S3StorageDriver", "GCSStorageDriver", "AzureStorageDriver"]
+
+
+def _counting_clients(base: type, built: list[str]) -> type:
+    """A subclass of ``base`` whose build_client records each client it builds."""
+
+    class Counting(base):  # type: ignore[valid-type, misc]
+        @staticmethod
+        def build_client(client_configuration: Any) -> Any:
+            built.append(base.__name__)
+            return base.build_client(client_configuration)  # type: ignore[attr-defined]
+
+    return Counting
+
+
+def pickle_copy(driver: StorageDriver, cls: type) -> Any:
+    """``driver``'s state in an instance of ``cls`` (a subclass), its client not built."""
+    copy = cls.__new__(cls)
+    copy.__setstate__(driver.__getstate__())
+    return copy
+
+
+# -- 4. pickling ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def any_driver(
+    request: pytest.FixtureRequest, bucket: Path, moto_server: S3Server
+) -> StorageDriver:
+    """A driver of each kind, its client built (and used) before it is pickled."""
+    kind = request.param
+    driver: StorageDriver
+    if kind == "local":
+        driver = LocalStorageDriver({"bucket": str(bucket)})
+    elif kind == "s3":
+        driver = S3StorageDriver(_moto_settings(moto_server))
+    elif kind == "gcs":
+        request.getfixturevalue("gcs")
+        driver = GCSStorageDriver({"bucket": GCS_BUCKET})
+    else:
+        request.getfixturevalue("az_backend")
+        azurite: Azurite = request.getfixturevalue("azurite")
+        driver = AzureStorageDriver(
+            {"bucket": CONTAINER, "connection_string": azurite.connection_string}
+        )
+    assert not driver.exists(f"{_name()}/absent")
+    return driver
+
+
+@pytest.mark.parametrize("any_driver", ["local", "s3", "gcs", "az"], indirect=True)
+def test_drivers_pickle_and_work_once_unpickled(any_driver: StorageDriver, tmp_path: Path) -> None:
+    source, target = tmp_path / "up", tmp_path / "down"
+    source.write_bytes(b"before pickling")
+    name = _name()
+    any_driver.upload_object(str(source), name)
+    copy = pickle.loads(pickle.dumps(any_driver))
+    assert type(copy) is type(any_driver)
+    assert copy.bucket == any_driver.bucket
+    copy.download_object(name, str(target))
+    assert target.read_bytes() == b"before pickling"
+    assert _round_trip(copy, tmp_path, b"after pickling") == b"after pickling"
+    assert list(copy.iterate_objects(name)) == [name]
+    if not isinstance(copy, LocalStorageDriver):
+        assert copy.client is not any_driver.client  # type: ignore[attr-defined]  # its own
+
+
+def test_a_provider_and_a_manager_pickle_and_fetch(
+    backend: Any, store_env: Any, tmp_path: Path
+) -> None:
+    from modelkit_assets.manager import AssetsManager
+
+    source = tmp_path / "folder"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.txt").write_text("a")
+    (source / "sub" / "b.txt").write_text("b")
+    store = StorageProvider()
+    store.new(str(source), "pickled/asset")
+    store_copy = pickle.loads(pickle.dumps(store))
+    assert store_copy.get_versions_info("pickled/asset") == ["0.0"]
+    manager = AssetsManager(storage_provider=store_copy)
+    manager_copy = pickle.loads(pickle.dumps(manager))
+    info = manager_copy.fetch_asset("pickled/asset:0.0", return_info=True)
+    assert info["from_cache"] is False
+    assert (Path(info["path"]) / "sub" / "b.txt").read_text() == "b"
+    # the environment's manager (its provider built on first use) pickles too
+    fresh = pickle.loads(pickle.dumps(AssetsManager()))
+    assert fresh.fetch_asset("pickled/asset", return_info=True)["from_cache"] is True
+    store_copy.update(str(source), "pickled/asset", "0.1")
+    assert store.get_versions_info("pickled/asset") == ["0.1", "0.0"]

@@ -32,6 +32,7 @@ from google.cloud.storage.retry import (
 
 from modelkit_assets import environment, errors
 from modelkit_assets.drivers.base import StorageDriver
+from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.hashing import digest_file
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.progress import HighWater
@@ -95,7 +96,7 @@ class GCSStorageDriver(StorageDriver):
             )
         if page_size is not None and page_size <= 0:
             raise errors.ConfigurationError(f"gcs page_size must be positive, not {page_size}")
-        self._client_settings = (project, credentials_path, environment.env_str(CREDENTIALS_ENV))
+        self._project, self._credentials_path = project, credentials_path
         self._chunk_size = chunk_size
         self._page_size = page_size
         self._retry = DEFAULT_RETRY.with_timeout(max(0.0, timeout_s))
@@ -108,16 +109,45 @@ class GCSStorageDriver(StorageDriver):
         self._bucket_seen = False
         self._client = client
         if client is None and not is_lazy:
-            self._client = build_client(*self._client_settings)
+            self._client = self.build_client(self.client_configuration)
+
+    #: Pickling leaves out the client and its lock; the unpickled driver builds its own client
+    #: on first use (a client given as ``client=`` does not travel).
+    rebuilt_after_unpickling: ClassVar[Mapping[str, Callable[[], Any]]] = {
+        "_client": lambda: None,
+        "_client_lock": threading.Lock,
+    }
 
     @property
     def client(self) -> storage.Client:
-        """The driver's one SDK client, built on first use when the driver is lazy."""
+        """The driver's one SDK client (modelkit's ``driver.client``), built by
+        :meth:`build_client` on first use when the driver is lazy."""
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
-                    self._client = build_client(*self._client_settings)
+                    self._client = self.build_client(self.client_configuration)
         return self._client
+
+    @property
+    def client_configuration(self) -> ClientConfiguration:
+        """modelkit's ``client_configuration``: ``service_account_path`` (None: the file
+        GOOGLE_APPLICATION_CREDENTIALS names, else the machine's default credentials) and
+        ``project``."""
+        return ClientConfiguration(
+            {"service_account_path": self._credentials_path, "project": self._project}
+        )
+
+    @staticmethod
+    def build_client(client_configuration: Mapping[str, Any]) -> storage.Client:
+        """modelkit's ``GCSStorageDriver.build_client``: a client from the service account
+        JSON ``service_account_path``, else from GOOGLE_APPLICATION_CREDENTIALS (read now), else
+        from the machine's default credentials. A subclass may override it: the driver builds
+        every client through it."""
+        return build_client(
+            client_configuration.get("project"),
+            client_configuration.get("service_account_path"),
+            environment.env_str(CREDENTIALS_ENV),
+        )
 
     def _blob(self, object_name: str, chunk_size: int | None = None) -> storage.Blob:
         return self.client.bucket(self.bucket).blob(object_name, chunk_size=chunk_size)

@@ -62,6 +62,9 @@ class StorageDriver(abc.ABC):
 
     #: modelkit's settings class of this driver: the fields and options it takes.
     settings_class: ClassVar[type[StorageDriverSettings]] = StorageDriverSettings
+    #: Attributes left out when the driver is pickled (SDK clients, thread pools, locks), with
+    #: what each is set to after unpickling: clients are built again on first use.
+    rebuilt_after_unpickling: ClassVar[Mapping[str, Callable[[], Any]]] = {}
 
     bucket: str
 
@@ -86,6 +89,17 @@ class StorageDriver(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bucket={self.bucket!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in self.rebuilt_after_unpickling:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for name, fresh in self.rebuilt_after_unpickling.items():
+            setattr(self, name, fresh())
 
     @classmethod
     def resolve_settings(

@@ -158,3 +158,24 @@ class LocalStorageDriverSettings(StorageDriverSettings):
     """modelkit's settings of the ``local`` driver: the bucket is the folder."""
 
     provider = "local"
+
+
+class ClientConfiguration(dict[str, Any]):
+    """modelkit's ``driver.client_configuration``: what ``build_client`` builds an SDK client
+    from. A dict, whose ``repr()`` masks the values of its ``secret_keys``."""
+
+    def __init__(self, values: Mapping[str, Any], secret_keys: tuple[str, ...] = ()) -> None:
+        super().__init__(values)
+        self.secret_keys = secret_keys
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{key!r}: {'***' if key in self.secret_keys and value else repr(value)}"
+            for key, value in self.items()
+        )
+        return "{" + shown + "}"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self), self.secret_keys))
