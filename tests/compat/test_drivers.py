@@ -379,3 +379,62 @@ def test_a_provider_and_a_manager_pickle_and_fetch(
     assert fresh.fetch_asset("pickled/asset", return_info=True)["from_cache"] is True
     store_copy.update(str(source), "pickled/asset", "0.1")
     assert store.get_versions_info("pickled/asset") == ["0.1", "0.0"]
+
+
+# -- 5. the local driver: a folder and an object of one name ------------------------------------
+
+
+def test_uploading_over_a_folder_replaces_it_as_modelkit_does(bucket: Path, tmp_path: Path) -> None:
+    driver = LocalStorageDriver({"bucket": str(bucket)})
+    source = tmp_path / "f"
+    source.write_bytes(b"new")
+    (bucket / "a" / "b").mkdir(parents=True)
+    (bucket / "a" / "b" / "c").write_bytes(b"old")
+    driver.upload_object(str(source), "a/b")
+    assert (bucket / "a" / "b").read_bytes() == b"new"
+    assert list(driver.iterate_objects("a/")) == ["a/b"]
+
+
+def test_uploading_under_an_object_replaces_it_as_modelkit_does(
+    bucket: Path, tmp_path: Path
+) -> None:
+    driver = LocalStorageDriver({"bucket": str(bucket)})
+    source = tmp_path / "f"
+    source.write_bytes(b"new")
+    (bucket / "a").mkdir()
+    (bucket / "a" / "b").write_bytes(b"old")
+    driver.upload_object(str(source), "a/b/c")
+    assert (bucket / "a" / "b" / "c").read_bytes() == b"new"
+    (bucket / "x").write_bytes(b"old")  # deeper: modelkit fails there, the object wins here
+    driver.upload_object(str(source), "x/y/z")
+    assert list(driver.iterate_objects("x")) == ["x/y/z"]
+
+
+@pytest.mark.parametrize("layout", ["folder at the name", "object at a folder"])
+def test_create_only_writes_in_the_way_of_a_folder_say_so(
+    bucket: Path, tmp_path: Path, layout: str
+) -> None:
+    """A create-only write (a push) never deletes: it says what is in the way, in one line."""
+    driver = LocalStorageDriver({"bucket": str(bucket)})
+    (bucket / "a").mkdir()
+    if layout == "folder at the name":
+        (bucket / "a" / "b").mkdir()
+        (bucket / "a" / "b" / "c").write_bytes(b"old")
+        name, kept = "a/b", bucket / "a" / "b" / "c"
+    else:
+        (bucket / "a" / "b").write_bytes(b"old")
+        name, kept = "a/b/c", bucket / "a" / "b"
+    source = tmp_path / "f"
+    source.write_bytes(b"new")
+    attempts = [
+        lambda: driver.create_object(str(source), name),
+        lambda: driver.create_bytes(b"new", name),
+        lambda: driver.write_object(b"new", name, if_absent=True),
+    ]
+    for attempt in attempts:
+        with pytest.raises(errors.StorageDriverError, match="a/b and a/b/c") as caught:
+            attempt()
+        assert not isinstance(caught.value, errors.ObjectAlreadyExistsError)
+        assert "\n" not in str(caught.value)
+    assert kept.read_bytes() == b"old"
+    assert not driver.exists(name)
