@@ -7,6 +7,7 @@ Names are imported the modelkit way (``modelkit_assets.drivers.s3`` for
 
 from __future__ import annotations
 
+import os
 import pickle
 import uuid
 from collections.abc import Iterator
@@ -438,3 +439,118 @@ def test_create_only_writes_in_the_way_of_a_folder_say_so(
         assert "\n" not in str(caught.value)
     assert kept.read_bytes() == b"old"
     assert not driver.exists(name)
+
+
+# -- 6. subclasses that override upload_object / download_object --------------------------------
+
+_KEY = 0x5A
+_LARGE = 9 * 1024 * 1024  # past the sizes a push stages, sends in parts or reads in ranges
+
+
+def _scramble(data: bytes) -> bytes:
+    return bytes(b ^ _KEY for b in data)
+
+
+def _scrambling(base: type[StorageDriver], calls: dict[str, list[str]]) -> type[StorageDriver]:
+    """modelkit's way to encrypt a store: a subclass whose upload_object scrambles the bytes
+    it stores and whose download_object unscrambles them, counting its calls."""
+
+    class Scrambling(base):  # type: ignore[valid-type, misc]
+        def upload_object(self, file_path: str, object_name: str) -> None:
+            calls["upload"].append(object_name)
+            scrambled = f"{file_path}.scrambled-{uuid.uuid4().hex}"
+            Path(scrambled).write_bytes(_scramble(Path(file_path).read_bytes()))
+            try:
+                super().upload_object(scrambled, object_name)
+            finally:
+                os.unlink(scrambled)
+
+        def download_object(self, object_name: str, destination_path: str) -> None:
+            calls["download"].append(object_name)
+            super().download_object(object_name, destination_path)
+            target = Path(destination_path)
+            target.write_bytes(_scramble(target.read_bytes()))
+
+    return Scrambling
+
+
+def _register(name: str, driver_class: type[StorageDriver]) -> None:
+    from modelkit_assets.plugins import Registered, Source, get_registry
+    from modelkit_assets.records import StorageDriverPlugin
+
+    record = StorageDriverPlugin(name=name, driver=driver_class)
+    get_registry().drivers[name] = Registered(record, Source.named("modelkit-assets-core"))
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_an_overridden_upload_and_download_object_carry_every_push_and_fetch(
+    kind: str, bucket: Path, tmp_path: Path, moto_server: S3Server
+) -> None:
+    from modelkit_assets.manager import AssetsManager
+
+    base = LocalStorageDriver if kind == "local" else S3StorageDriver
+    calls: dict[str, list[str]] = {"upload": [], "download": []}
+    _register("scrambling", _scrambling(base, calls))
+    settings: dict[str, Any] = (
+        {"bucket": str(bucket)} if kind == "local" else _moto_settings(moto_server)
+    )
+    prefix = _name()
+    store = StorageProvider(provider="scrambling", prefix=prefix, **settings)
+    plain = StorageProvider(provider=kind, prefix=prefix, **settings)
+
+    source = tmp_path / "folder"
+    (source / "sub").mkdir(parents=True)
+    files = {
+        "small.txt": b"small file",
+        "sub/other.txt": b"another small file",
+        "large.bin": bytes(range(256)) * (_LARGE // 256),
+    }
+    for part, data in files.items():
+        (source / part).write_bytes(data)
+    store.new(str(source), "secret/asset")
+    store.update(str(source / "small.txt"), "secret/asset", "0.1")
+
+    objects = {part: f"{prefix}/secret/asset/0.0/{part}" for part in files}
+    assert sorted(calls["upload"]) == sorted([*objects.values(), f"{prefix}/secret/asset/0.1"])
+    stored = tmp_path / "stored"
+    for part, object_name in objects.items():  # what the store holds is scrambled
+        plain.driver.download_object(object_name, str(stored))
+        assert stored.read_bytes() == _scramble(files[part])
+    # the claim and the index went through the parent's conditional writes, unscrambled
+    assert plain.get_versions_info("secret/asset") == ["0.1", "0.0"]
+    assert plain.get_asset_meta("secret/asset", "0.0")["is_directory"] is True
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    fetched = Path(
+        AssetsManager(assets_dir=str(assets), storage_provider=store).fetch_asset(
+            "secret/asset:0.0"
+        )
+    )
+    for part, data in files.items():
+        assert (fetched / part).read_bytes() == data
+    assert sorted(calls["download"]) == sorted(objects.values())
+    with pytest.raises(errors.AssetIntegrityError):  # the plain driver gets scrambled bytes
+        AssetsManager(assets_dir=str(tmp_path), storage_provider=plain).fetch_asset(
+            "secret/asset:0.1"
+        )
+
+
+def test_an_overridden_upload_object_keeps_pushes_create_only(bucket: Path, tmp_path: Path) -> None:
+    """The override is called after an existence check: a push never replaces an object."""
+    calls: dict[str, list[str]] = {"upload": [], "download": []}
+    driver = _scrambling(LocalStorageDriver, calls)({"bucket": str(bucket)})
+    source = tmp_path / "f"
+    source.write_bytes(b"first")
+    driver.create_object_from_bytes(b"first", "a/b", str(source))
+    with pytest.raises(errors.ObjectAlreadyExistsError):
+        driver.create_object_from_bytes(b"second", "a/b", str(source))
+    with pytest.raises(errors.ObjectAlreadyExistsError):
+        driver.create_object_with_progress(str(source), "a/b", lambda _: None)
+    assert calls["upload"] == ["a/b"]
+    assert (bucket / "a" / "b").read_bytes() == _scramble(b"first")
+    outcomes = dict(driver.create_objects_from_bytes([(b"x", "a/c", str(source))] * 1, 4))
+    assert outcomes == {0: None}
+    assert calls["upload"] == ["a/b", "a/c"]
+    assert driver.stager() is None  # large files are not staged past the override
+    assert LocalStorageDriver(str(bucket)).stager() is not None

@@ -23,7 +23,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 from .. import errors
 from ..meta import DEFAULT_ALGORITHM, FileDigest
@@ -134,6 +134,15 @@ class StorageDriver(abc.ABC):
         replaced = getattr(self, "__dict__", None)
         return not replaced or not any(method in replaced for method in replaceable)
 
+    def _own_or_portable(self, method: str, *replaceable: str) -> Callable[..., Any]:
+        """The driver's ``method`` if it is in charge (see :meth:`_in_charge`; replaced on
+        the instance counts too), else this base class's portable one, which goes through the
+        plain methods: a subclass that overrides ``upload_object`` (modelkit's way to add
+        logging, metrics or encryption) has every data object go through it."""
+        if method in getattr(self, "__dict__", ()) or self._in_charge(method, *replaceable):
+            return getattr(self, method)  # type: ignore[no-any-return]
+        return getattr(StorageDriver, method).__get__(self)  # type: ignore[no-any-return]
+
     @property
     def supports_conditional_writes(self) -> bool:
         """Whether create-only and compare-and-swap writes are atomic on this store."""
@@ -187,6 +196,26 @@ class StorageDriver(abc.ABC):
         did not get). The core downloads large files in parallel ranges through it, and resumes
         a download that was cut off."""
         raise NotImplementedError
+
+    def download_objects(
+        self, jobs: Sequence[tuple[str, str]], algorithm: str, max_workers: int
+    ) -> Iterator[tuple[int, FileDigest | BaseException]]:
+        """:meth:`download_many`, the driver's own unless ``download_object`` or
+        ``download_hashing`` was replaced since: then this base class's, which downloads
+        each job through them. What the core calls."""
+        download_many = self._own_or_portable(
+            "download_many", "download_object", "download_hashing"
+        )
+        return download_many(jobs, algorithm, max_workers)  # type: ignore[no-any-return]
+
+    def create_objects_from_bytes(
+        self, jobs: Sequence[tuple[bytes, str, str]], max_workers: int
+    ) -> Iterator[tuple[int, BaseException | None]]:
+        """:meth:`create_many`, the driver's own unless one of the create methods or
+        ``upload_object`` was replaced since: then this base class's, which creates each job
+        through :meth:`create_object_from_bytes`. What the core calls."""
+        create_many = self._own_or_portable("create_many", *_CREATE_METHODS)
+        return create_many(jobs, max_workers)  # type: ignore[no-any-return]
 
     def download_many(
         self, jobs: Sequence[tuple[str, str]], algorithm: str, max_workers: int
@@ -263,11 +292,17 @@ class StorageDriver(abc.ABC):
         instance: the replacement stays in charge). Otherwise the whole file is reported once
         it is stored.
         """
-        if self._in_charge("create_reporting", "create_object"):
+        if self._in_charge("create_reporting", "create_object", "upload_object"):
             self.create_reporting(file_path, object_name, on_bytes)
             return
-        self.create_object(file_path, object_name)
+        self._creator()(file_path, object_name)
         on_bytes(os.path.getsize(file_path))
+
+    def _creator(self) -> Callable[[str, str], None]:
+        """The ``create_object`` in charge: the driver's, unless ``upload_object`` was
+        replaced since (then an existence check and ``upload_object``: the claim of the
+        version, a create-only ``write_object``, still keeps pushes from overwriting)."""
+        return self._own_or_portable("create_object", "upload_object")
 
     def create_object_from_bytes(self, data: bytes, object_name: str, file_path: str) -> None:
         """:meth:`create_object` of a small file whose bytes a push already holds: ``data`` is
@@ -278,7 +313,7 @@ class StorageDriver(abc.ABC):
         ``create_object`` or ``create_reporting`` was replaced since: the replacement stays in
         charge, and gets ``file_path``, as other drivers do.
         """
-        if self._in_charge("create_bytes", "create_object", "create_reporting"):
+        if self._in_charge("create_bytes", "create_object", "create_reporting", "upload_object"):
             self.create_bytes(data, object_name)
             return
         self.create_object_with_progress(file_path, object_name, ignore_bytes)
@@ -296,6 +331,13 @@ class StorageDriver(abc.ABC):
         A retry inside the driver must not count bytes twice (see
         :class:`modelkit_assets.progress.HighWater`)."""
         raise NotImplementedError
+
+    def stager(self) -> Callable[[str, str], StagedFile | None] | None:
+        """:meth:`stage_file`, if the driver stages and none of the create methods or
+        ``upload_object`` was replaced since (staging stands for them). What the core calls."""
+        if self._in_charge("stage_file", *_CREATE_METHODS):
+            return self.stage_file
+        return None
 
     def stage_file(self, file_path: str, algorithm: str) -> StagedFile | None:
         """Copy a large file into the store before its version is claimed, hashing it on the
@@ -332,6 +374,10 @@ class StorageDriver(abc.ABC):
             with open(path, "wb") as f:
                 f.write(data)
             self.upload_object(path, object_name)
+
+
+#: The methods a push's fast paths stand for: a replacement of any of them takes charge.
+_CREATE_METHODS: Final = ("create_object", "create_reporting", "create_bytes", "upload_object")
 
 
 def _on_threads(
