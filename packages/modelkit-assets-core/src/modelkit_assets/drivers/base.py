@@ -114,7 +114,7 @@ class StorageDriver(abc.ABC):
         ``bucket``), modelkit's names translated (see :func:`.settings.driver_keywords`);
         UnknownSettingError for a keyword :attr:`settings_class` does not know. ``lazy``
         given explicitly wins over ``lazy_driver`` in the settings."""
-        values = driver_keywords(cls.settings_class, bucket, settings, keywords)
+        values = driver_keywords(cls.settings_class, bucket, settings, keywords, cls.provider_name)
         found_bucket, found_lazy = values.pop("bucket", None), values.pop("lazy", False)
         return found_bucket, bool(found_lazy if lazy is None else lazy), values
 

@@ -79,9 +79,10 @@ class StorageDriverSettings:
         )
 
     @classmethod
-    def _by_field(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+    def _by_field(cls, values: Mapping[str, Any], provider: str | None = None) -> dict[str, Any]:
         """``values`` keyed by field name (a field's environment variable counts as its name)
-        or driver option; UnknownSettingError for anything else."""
+        or driver option; UnknownSettingError (naming ``provider``, else this class's) for
+        anything else."""
         aliases = {f.env: name for name, f in cls.fields.items() if f.env}
         known = {*cls.fields, *cls.driver_options}
         by_field: dict[str, Any] = {}
@@ -93,7 +94,7 @@ class StorageDriverSettings:
             else:
                 by_field[name] = value
         if unknown:
-            raise errors.UnknownSettingError(cls.provider, unknown, cls.known_names())
+            raise errors.UnknownSettingError(provider or cls.provider, unknown, cls.known_names())
         return by_field
 
     @classmethod
@@ -120,10 +121,12 @@ def driver_keywords(
     bucket: Any,
     settings: StorageDriverSettings | Mapping[str, Any] | None,
     keywords: Mapping[str, Any],
+    provider: str | None = None,
 ) -> dict[str, Any]:
-    """The keywords a driver is to be built with, ``bucket`` (and ``lazy``, when said) among
-    them: from ``settings`` (an object, or a dict of its fields, also accepted in the place
-    of ``bucket``: modelkit's first argument), then ``keywords``, modelkit's names translated.
+    """The keywords a driver (of ``provider``, for messages) is to be built with, ``bucket``
+    (and ``lazy``, when said) among them: from ``settings`` (an object, or a dict of its
+    fields, also accepted in the place of ``bucket``: modelkit's first argument), then
+    ``keywords``, modelkit's names translated.
 
     A keyword that is no field or option of ``settings_class`` raises UnknownSettingError;
     two names of one setting (``aws_default_region`` and ``region_name``) a ConfigurationError.
@@ -139,15 +142,15 @@ def driver_keywords(
         result.update(settings.keywords())
     if bucket is not None:
         result["bucket"] = bucket
-    given = settings_class._by_field(keywords)
+    given = settings_class._by_field(keywords, provider)
     translated: dict[str, str] = {}
+    provider = provider or settings_class.provider
     for name, value in given.items():
         field = settings_class.fields.get(name)
         keyword = field.keyword if field is not None else name
         if keyword in translated:
             raise errors.ConfigurationError(
-                f"{settings_class.provider} setting given twice: as {translated[keyword]} "
-                f"and as {name}; give one"
+                f"{provider} setting given twice: as {translated[keyword]} and as {name}; give one"
             )
         translated[keyword] = name
         result[keyword] = value
