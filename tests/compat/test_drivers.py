@@ -91,6 +91,21 @@ def test_the_modelkit_module_paths_hold_the_driver_names() -> None:
         assert issubclass(settings_class, StorageDriverSettings)
 
 
+def test_the_module_aliases_load_no_sdk_until_a_driver_is_used() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, modelkit_assets.drivers.s3, modelkit_assets.drivers.gcs, "
+        "modelkit_assets.drivers.azure\n"
+        "from modelkit_assets.drivers.s3 import S3StorageDriverSettings\n"
+        "loaded = [m for m in ('boto3', 'google.cloud.storage', 'azure.storage.blob') "
+        "if m in sys.modules]\n"
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_a_missing_backend_says_which_distribution_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
