@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .driver import AzureStorageDriver
+    from .settings import AzureStorageDriverSettings
 
-__all__ = ["AzureStorageDriver"]
+__all__ = ["AzureStorageDriver", "AzureStorageDriverSettings"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,4 +20,8 @@ def __getattr__(name: str) -> Any:
         from .driver import AzureStorageDriver
 
         return AzureStorageDriver
+    if name == "AzureStorageDriverSettings":
+        from .settings import AzureStorageDriverSettings
+
+        return AzureStorageDriverSettings
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

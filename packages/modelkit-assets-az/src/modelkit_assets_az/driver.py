@@ -14,9 +14,10 @@ import enum
 import io
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Final
 
+import attrs
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
@@ -27,6 +28,7 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
+from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.progress import HighWater
 from modelkit_assets.records import CONDITIONAL_WRITES
 
@@ -38,8 +40,14 @@ from .client import (
     build_service_client,
     redact,
 )
+from .settings import AzureStorageDriverSettings
 
 _NAME: Final = "az"
+_NO_CREDENTIALS: Final = (
+    f"no Azure credentials: set {CONNECTION_STRING_ENV}, or pass connection_string= or client="
+)
+#: The time budget of a client built from a configuration that does not say.
+_DEFAULT_TIMEOUT_S: Final = 300.0
 _CONFLICT_CODES: Final = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 _DENIED_STATUSES: Final = frozenset({401, 403})
 _TRANSIENT_STATUSES: Final = frozenset({408, 429})
@@ -67,19 +75,24 @@ class AzureStorageDriver(StorageDriver):
 
     provider_name = _NAME
     capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+    settings_class = AzureStorageDriverSettings
 
     def __init__(
         self,
-        bucket: str | None = None,
-        *,
+        bucket: str | AzureStorageDriverSettings | Mapping[str, Any] | None = None,
         client: Any = None,
+        *,
         timeout_s: float = 300.0,
-        lazy: bool = False,
-        connection_string: str | None = None,
-        **settings: Any,
+        lazy: bool | None = None,
+        settings: AzureStorageDriverSettings | Mapping[str, Any] | None = None,
+        **keywords: Any,
     ) -> None:
-        super().__init__(bucket, client=client, timeout_s=timeout_s, lazy=lazy)
-        self.settings = AzureSettings.from_kwargs(settings)
+        """``AzureStorageDriver(container, connection_string=...)``, or modelkit's
+        ``AzureStorageDriver(settings, client)``."""
+        name, is_lazy, options = self.resolve_settings(bucket, settings, lazy, keywords)
+        super().__init__(name, client, timeout_s=timeout_s, lazy=is_lazy)
+        connection_string: str | None = options.pop("connection_string", None)
+        self.settings = AzureSettings.from_kwargs(options)
         if client is not None and not isinstance(client, BlobServiceClient):
             raise errors.ConfigurationError(
                 f"client= must be an azure.storage.blob.BlobServiceClient, "
@@ -90,13 +103,10 @@ class AzureStorageDriver(StorageDriver):
             connection_string or os.environ.get(CONNECTION_STRING_ENV, "").strip()
         )
         if client is None and not self._connection_string.reveal():
-            raise errors.ConfigurationError(
-                f"no Azure credentials: set {CONNECTION_STRING_ENV}, "
-                "or pass connection_string= or client="
-            )
+            raise errors.ConfigurationError(_NO_CREDENTIALS)
         self._container: ContainerClient | None = None
         self._lock = threading.Lock()
-        if not lazy:
+        if not is_lazy:
             self._container_client()
 
     def __repr__(self) -> str:
@@ -109,15 +119,63 @@ class AzureStorageDriver(StorageDriver):
 
     # -- the client, built once and shared by every thread ---------------------------------------
 
+    #: Pickling leaves out the clients and the lock; the unpickled driver builds its own
+    #: client from its connection string on first use (a client given as ``client=`` does not
+    #: travel: without a connection string, the unpickled driver cannot reach the store).
+    rebuilt_after_unpickling: ClassVar[Mapping[str, Callable[[], Any]]] = {
+        "_service": lambda: None,
+        "_container": lambda: None,
+        "_lock": threading.Lock,
+    }
+
+    @property
+    def client(self) -> BlobServiceClient:
+        """The account's ``BlobServiceClient`` (modelkit's ``driver.client``), built by
+        :meth:`build_client` on first use when the driver is lazy."""
+        if self._service is None:
+            with self._lock:
+                if self._service is None:
+                    self._service = self.build_client(self.client_configuration)
+        return self._service
+
+    @property
+    def container_client(self) -> ContainerClient:
+        """The client of the container the driver's objects are in."""
+        return self._container_client()
+
+    @property
+    def client_configuration(self) -> ClientConfiguration:
+        """modelkit's ``client_configuration``: the ``connection_string`` (masked in the
+        ``repr()``), the time budget and the transfer settings :meth:`build_client` takes."""
+        values = {
+            "connection_string": self._connection_string.reveal() or None,
+            "timeout_s": self.timeout_s,
+            **attrs.asdict(self.settings),
+        }
+        return ClientConfiguration(values, ("connection_string",))
+
+    @staticmethod
+    def build_client(client_configuration: Mapping[str, Any]) -> BlobServiceClient:
+        """modelkit's ``AzureStorageDriver.build_client``: a ``BlobServiceClient`` from the
+        ``connection_string`` of ``client_configuration`` (and optionally ``timeout_s`` and the
+        transfer settings), retrying within the time budget. A subclass may override it: the
+        driver builds every client through it."""
+        options = dict(client_configuration)
+        connection_string = options.pop("connection_string", None)
+        timeout_s = float(options.pop("timeout_s", _DEFAULT_TIMEOUT_S))
+        if not connection_string:
+            raise errors.ConfigurationError(_NO_CREDENTIALS)
+        secret = connection_string if isinstance(connection_string, Secret) else None
+        return build_service_client(
+            secret or Secret(str(connection_string)), timeout_s, AzureSettings.from_kwargs(options)
+        )
+
     def _container_client(self) -> ContainerClient:
         if self._container is None:
+            service = self.client
             with self._lock:
                 if self._container is None:
-                    if self._service is None:
-                        self._service = build_service_client(
-                            self._connection_string, self.timeout_s, self.settings
-                        )
-                    self._container = self._service.get_container_client(self.bucket)
+                    self._container = service.get_container_client(self.bucket)
         return self._container
 
     def _blob(self, object_name: str) -> BlobClient:

@@ -11,6 +11,8 @@ The tree::
     │   ├── PluginConflictError              two distributions claim one plugin name
     │   ├── PluginError                      a plugin misbehaved while plugins were discovered
     │   ├── InvalidSettingError              a setting's value is malformed (also ValueError)
+    │   ├── UnknownSettingError              a driver keyword no driver setting has
+    │   │                                    (also TypeError, as for an unknown argument)
     │   ├── AssetsDirDoesNotExistError       MODELKIT_ASSETS_DIR is not a directory
     │   │                                    (also FileNotFoundError, as modelkit raises)
     │   └── IncompatibleConfigurationError   the assets dir lies inside the store it fetches
@@ -129,6 +131,19 @@ class InvalidSettingError(ConfigurationError, ValueError):
         self.name = name
         self.value = value
         ModelkitAssetsError.__init__(self, f"{name} must be {expected}, not {value!r}")
+
+
+class UnknownSettingError(ConfigurationError, TypeError):
+    """Driver keywords that are no setting of that driver (modelkit ignores them)."""
+
+    def __init__(self, provider: str, names: list[str], known: list[str]) -> None:
+        self.provider = provider
+        self.names = sorted(names)
+        ModelkitAssetsError.__init__(
+            self,
+            f"unknown {provider} driver setting(s): {', '.join(self.names)}; "
+            f"known: {', '.join(known) or 'none'}",
+        )
 
 
 class AssetsDirDoesNotExistError(ConfigurationError, FileNotFoundError):

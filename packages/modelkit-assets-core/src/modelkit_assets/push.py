@@ -459,7 +459,7 @@ class Pusher:
             for f in files
         ]
         left = []
-        for index, error in self.driver.create_many(jobs, self.store.max_workers):
+        for index, error in self.driver.create_objects_from_bytes(jobs, self.store.max_workers):
             if error is None:
                 progress.advance(files[index].digest.size, files=1)
             elif isinstance(error, errors.StorageDriverError):
@@ -552,8 +552,8 @@ class Pusher:
 
     def _replace(self, file: SourceFile, object_name: str) -> None:
         """Overwrite an object with the file's content: the bytes that were hashed, if kept."""
-        if file.content is not None:
-            self.driver.write_object(file.content, object_name)
+        if file.content is not None:  # through upload_object, if a subclass replaced it
+            self.driver._own_or_portable("write_object", "upload_object")(file.content, object_name)
         else:
             self.driver.upload_object(file.path, object_name)
 

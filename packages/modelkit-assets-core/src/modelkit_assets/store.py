@@ -517,7 +517,7 @@ class StorageProvider:
         if isinstance(asset_path, LocalSource) or dry_run or progress is not NO_PROGRESS:
             yield self.scan(asset_path)
             return
-        source = scan_source(asset_path, self.max_workers, stage=self.driver.stage_file)
+        source = scan_source(asset_path, self.max_workers, stage=self.driver.stager())
         try:
             yield source
         finally:

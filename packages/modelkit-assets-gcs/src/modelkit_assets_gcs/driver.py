@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, ClassVar, Final, TypeVar
 
 from google.api_core import exceptions as api
@@ -32,12 +32,14 @@ from google.cloud.storage.retry import (
 
 from modelkit_assets import environment, errors
 from modelkit_assets.drivers.base import StorageDriver
+from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.hashing import digest_file
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.progress import HighWater
 from modelkit_assets.records import CONDITIONAL_WRITES
 
 from .client import CREDENTIALS_ENV, build_client
+from .settings import GCSStorageDriverSettings
 from .translate import PROVIDER, translate
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "GCSStorageDriver"]
@@ -67,27 +69,34 @@ class GCSStorageDriver(StorageDriver):
 
     provider_name = PROVIDER
     capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+    settings_class = GCSStorageDriverSettings
 
     def __init__(
         self,
-        bucket: str | None = None,
-        *,
+        bucket: str | GCSStorageDriverSettings | Mapping[str, Any] | None = None,
         client: storage.Client | None = None,
+        *,
         timeout_s: float = 300.0,
-        lazy: bool = False,
-        credentials_path: str | None = None,
-        project: str | None = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        page_size: int | None = None,
+        lazy: bool | None = None,
+        settings: GCSStorageDriverSettings | Mapping[str, Any] | None = None,
+        **keywords: Any,
     ) -> None:
-        super().__init__(bucket, client=client, timeout_s=timeout_s, lazy=lazy)
+        """``GCSStorageDriver(bucket, credentials_path=...)``, or modelkit's
+        ``GCSStorageDriver(settings, client)`` (``service_account_path`` is taken as a keyword
+        too)."""
+        name, is_lazy, options = self.resolve_settings(bucket, settings, lazy, keywords)
+        super().__init__(name, client, timeout_s=timeout_s, lazy=is_lazy)
+        credentials_path: str | None = options.get("credentials_path")
+        project: str | None = options.get("project")
+        chunk_size: int = options.get("chunk_size", DEFAULT_CHUNK_SIZE)
+        page_size: int | None = options.get("page_size")
         if chunk_size <= 0 or chunk_size % _CHUNK_QUANTUM:
             raise errors.ConfigurationError(
                 f"gcs chunk_size must be a positive multiple of 256 KiB, not {chunk_size}"
             )
         if page_size is not None and page_size <= 0:
             raise errors.ConfigurationError(f"gcs page_size must be positive, not {page_size}")
-        self._client_settings = (project, credentials_path, environment.env_str(CREDENTIALS_ENV))
+        self._project, self._credentials_path = project, credentials_path
         self._chunk_size = chunk_size
         self._page_size = page_size
         self._retry = DEFAULT_RETRY.with_timeout(max(0.0, timeout_s))
@@ -99,17 +108,46 @@ class GCSStorageDriver(StorageDriver):
         self._client_lock = threading.Lock()
         self._bucket_seen = False
         self._client = client
-        if client is None and not lazy:
-            self._client = build_client(*self._client_settings)
+        if client is None and not is_lazy:
+            self._client = self.build_client(self.client_configuration)
+
+    #: Pickling leaves out the client and its lock; the unpickled driver builds its own client
+    #: on first use (a client given as ``client=`` does not travel).
+    rebuilt_after_unpickling: ClassVar[Mapping[str, Callable[[], Any]]] = {
+        "_client": lambda: None,
+        "_client_lock": threading.Lock,
+    }
 
     @property
     def client(self) -> storage.Client:
-        """The driver's one SDK client, built on first use when the driver is lazy."""
+        """The driver's one SDK client (modelkit's ``driver.client``), built by
+        :meth:`build_client` on first use when the driver is lazy."""
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
-                    self._client = build_client(*self._client_settings)
+                    self._client = self.build_client(self.client_configuration)
         return self._client
+
+    @property
+    def client_configuration(self) -> ClientConfiguration:
+        """modelkit's ``client_configuration``: ``service_account_path`` (None: the file
+        GOOGLE_APPLICATION_CREDENTIALS names, else the machine's default credentials) and
+        ``project``."""
+        return ClientConfiguration(
+            {"service_account_path": self._credentials_path, "project": self._project}
+        )
+
+    @staticmethod
+    def build_client(client_configuration: Mapping[str, Any]) -> storage.Client:
+        """modelkit's ``GCSStorageDriver.build_client``: a client from the service account
+        JSON ``service_account_path``, else from GOOGLE_APPLICATION_CREDENTIALS (read now), else
+        from the machine's default credentials. A subclass may override it: the driver builds
+        every client through it."""
+        return build_client(
+            client_configuration.get("project"),
+            client_configuration.get("service_account_path"),
+            environment.env_str(CREDENTIALS_ENV),
+        )
 
     def _blob(self, object_name: str, chunk_size: int | None = None) -> storage.Blob:
         return self.client.bucket(self.bucket).blob(object_name, chunk_size=chunk_size)

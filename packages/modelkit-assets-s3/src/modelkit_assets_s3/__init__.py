@@ -5,7 +5,13 @@ Importing this package stays cheap: boto3 is imported when the driver is first u
 
 from __future__ import annotations
 
-__all__ = ["S3StorageDriver"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .driver import S3StorageDriver
+    from .settings import S3StorageDriverSettings
+
+__all__ = ["S3StorageDriver", "S3StorageDriverSettings"]
 
 
 def __getattr__(name: str) -> object:
@@ -13,4 +19,8 @@ def __getattr__(name: str) -> object:
         from .driver import S3StorageDriver
 
         return S3StorageDriver
+    if name == "S3StorageDriverSettings":
+        from .settings import S3StorageDriverSettings
+
+        return S3StorageDriverSettings
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
+import attrs
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -33,6 +34,7 @@ from s3transfer.exceptions import RetriesExceededError
 
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
+from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.hashing import digest_file, new_hasher
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.ranged import download_in_ranges
@@ -41,13 +43,18 @@ from modelkit_assets.records import CONDITIONAL_WRITES
 from .errors import PROVIDER, error_code, http_status, is_missing, is_precondition_failed, translate
 from .errors import redact_url as _redact_url
 from .multipart import MULTIPART_THRESHOLD, upload_if_absent
-from .settings import S3Settings
+from .settings import S3Settings, S3StorageDriverSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from s3transfer.manager import TransferManager
 
 T = TypeVar("T")
+
+#: Keys of :attr:`S3StorageDriver.client_configuration` whose values are secret.
+_SECRET_KEYS: Final = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+#: The time budget of a client built from a configuration that does not say.
+DEFAULT_TIMEOUT_S: Final = 300.0
 
 #: What boto3 and s3transfer raise; anything else is a bug and propagates as it is.
 _SDK_ERRORS: Final = (ClientError, BotoCoreError, RetriesExceededError)
@@ -81,25 +88,31 @@ class S3StorageDriver(StorageDriver):
 
     provider_name = PROVIDER
     capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+    settings_class = S3StorageDriverSettings
 
     def __init__(
         self,
-        bucket: str | None = None,
-        *,
+        bucket: str | S3StorageDriverSettings | Mapping[str, Any] | None = None,
         client: Any = None,
+        *,
         timeout_s: float = 300.0,
-        lazy: bool = False,
-        **settings: Any,
+        lazy: bool | None = None,
+        settings: S3StorageDriverSettings | Mapping[str, Any] | None = None,
+        **keywords: Any,
     ) -> None:
-        super().__init__(bucket, client=client, timeout_s=timeout_s, lazy=lazy)
-        self.settings = S3Settings.from_kwargs(settings)
+        """``S3StorageDriver(bucket, region_name=...)``, or modelkit's
+        ``S3StorageDriver(settings, client)`` (modelkit's field names are taken as keywords
+        too: ``aws_default_region``, ``s3_endpoint``)."""
+        name, is_lazy, options = self.resolve_settings(bucket, settings, lazy, keywords)
+        super().__init__(name, client, timeout_s=timeout_s, lazy=is_lazy)
+        self.settings = S3Settings.from_kwargs(options)
         self._client: S3Client | None = client
         self._transfer: TransferManager | None = None
         self._parts: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._bucket_seen = False
-        if self._client is None and not lazy:
-            self._client = self.settings.make_client(timeout_s)
+        if self._client is None and not is_lazy:
+            self._client = self.build_client(self.client_configuration)
 
     def __repr__(self) -> str:
         endpoint = self.settings.endpoint_url
@@ -108,14 +121,50 @@ class S3StorageDriver(StorageDriver):
 
     # -- the client and its helpers, built once (on first use when lazy) -------------------------
 
+    #: Pickling leaves out the client, the transfer threads and the lock; the unpickled driver
+    #: builds its own client from its settings on first use (a client given as ``client=``
+    #: does not travel).
+    rebuilt_after_unpickling: ClassVar[Mapping[str, Callable[[], Any]]] = {
+        "_client": lambda: None,
+        "_transfer": lambda: None,
+        "_parts": lambda: None,
+        "_lock": threading.Lock,
+    }
+
     @property
     def client(self) -> S3Client:
-        """The boto3 S3 client every call of this driver uses."""
+        """The boto3 S3 client every call of this driver uses (modelkit's ``driver.client``),
+        built by :meth:`build_client` on first use when the driver is lazy."""
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = self.settings.make_client(self.timeout_s)
+                    self._client = self.build_client(self.client_configuration)
         return self._client
+
+    @property
+    def client_configuration(self) -> ClientConfiguration:
+        """modelkit's ``client_configuration``: what :meth:`build_client` takes (boto3's
+        names, plus this driver's profile, retry mode and time budget); secrets are masked in
+        its ``repr()``."""
+        values = attrs.asdict(self.settings)
+        values.pop("aws_kms_key_id")  # an upload argument, not the client's
+        return ClientConfiguration({**values, "timeout_s": self.timeout_s}, _SECRET_KEYS)
+
+    @staticmethod
+    def build_client(client_configuration: Mapping[str, Any]) -> S3Client:
+        """modelkit's ``S3StorageDriver.build_client``: a boto3 S3 client from
+        ``client_configuration`` (``endpoint_url``, ``aws_access_key_id``,
+        ``aws_secret_access_key``, ``region_name``, ``aws_session_token``, and optionally
+        ``profile_name``, ``retry_mode``, ``timeout_s``), with this driver's retries and
+        timeouts. A subclass may override it: the driver builds every client through it."""
+        options = dict(client_configuration)
+        timeout_s = float(options.pop("timeout_s", DEFAULT_TIMEOUT_S))
+        return S3Settings.from_kwargs(options).make_client(timeout_s)
+
+    @property
+    def aws_kms_key_id(self) -> str | None:
+        """modelkit's attribute: the KMS key uploads are encrypted with, if any."""
+        return self.settings.aws_kms_key_id
 
     @property
     def transfer(self) -> TransferManager:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from modelkit_assets import errors
+from modelkit_assets.drivers.settings import SettingField, StorageDriverSettings
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -169,3 +170,31 @@ class S3Settings:
             raise errors.ConfigurationError(f"cannot configure the s3 client: {exc}") from None
         continue_header.install(client)
         return client
+
+
+class S3StorageDriverSettings(StorageDriverSettings):
+    """modelkit's settings of the ``s3`` driver, with its field names: ``aws_default_region``
+    and ``s3_endpoint`` stand for ``region_name`` and ``endpoint_url``; this driver's other
+    keywords (``profile_name``, ``retry_mode``...) are accepted too. Fields left out are read
+    from the environment, as modelkit does."""
+
+    provider = "s3"
+    fields = {
+        **StorageDriverSettings.fields,
+        "aws_access_key_id": SettingField("AWS_ACCESS_KEY_ID", "aws_access_key_id", secret=True),
+        "aws_secret_access_key": SettingField(
+            "AWS_SECRET_ACCESS_KEY", "aws_secret_access_key", secret=True
+        ),
+        "aws_default_region": SettingField("AWS_DEFAULT_REGION", "region_name"),
+        "aws_session_token": SettingField("AWS_SESSION_TOKEN", "aws_session_token", secret=True),
+        "s3_endpoint": SettingField("S3_ENDPOINT", "endpoint_url"),
+        "aws_kms_key_id": SettingField("AWS_KMS_KEY_ID", "aws_kms_key_id"),
+    }
+    driver_options = SETTING_NAMES
+
+    aws_access_key_id: str | None
+    aws_secret_access_key: str | None
+    aws_default_region: str | None
+    aws_session_token: str | None
+    s3_endpoint: str | None
+    aws_kms_key_id: str | None

@@ -337,7 +337,9 @@ class _Download:
                 again: list[_Part] = []
                 for algorithm, group in _by_algorithm(parts).items():
                     jobs = [(p.object_name, p.path) for p in group]
-                    outcomes = self.driver.download_many(jobs, algorithm, self.provider.max_workers)
+                    outcomes = self.driver.download_objects(
+                        jobs, algorithm, self.provider.max_workers
+                    )
                     try:
                         for index, outcome in outcomes:
                             part = group[index]

@@ -5,7 +5,9 @@ Method names follow modelkit's drivers so that drivers port easily. Object names
 
     DriverClass(bucket, client=None, timeout_s=300.0, lazy=False, **driver_settings)
 
-so a subclass registered under a new name works with no extra code.
+so a subclass registered under a new name works with no extra code. modelkit's form,
+``DriverClass(settings)`` with a settings object or dict (see :mod:`.settings`), works too:
+built-in drivers turn it into the same keywords with :meth:`StorageDriver.resolve_settings`.
 
 Conditional writes are optional. A driver that declares the ``conditional_writes`` capability
 makes :meth:`create_object` and :meth:`write_object` atomic on the server (create-only, and
@@ -19,15 +21,16 @@ import abc
 import functools
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 from .. import errors
 from ..meta import DEFAULT_ALGORITHM, FileDigest
 from ..paths import check_relative_part
 from ..progress import ignore_bytes
 from ..records import CONDITIONAL_WRITES
+from .settings import StorageDriverSettings, driver_keywords
 
 
 class StagedFile(Protocol):
@@ -57,17 +60,25 @@ class StorageDriver(abc.ABC):
     #: right for network stores, whose requests mostly wait).
     default_max_workers: ClassVar[int | None] = None
 
+    #: modelkit's settings class of this driver: the fields and options it takes.
+    settings_class: ClassVar[type[StorageDriverSettings]] = StorageDriverSettings
+    #: Attributes left out when the driver is pickled (SDK clients, thread pools, locks), with
+    #: what each is set to after unpickling: clients are built again on first use.
+    rebuilt_after_unpickling: ClassVar[Mapping[str, Callable[[], Any]]] = {}
+
     bucket: str
 
     def __init__(
         self,
         bucket: str | None = None,
-        *,
         client: Any = None,
+        *,
         timeout_s: float = 300.0,
         lazy: bool = False,
         **settings: Any,
     ) -> None:
+        if settings:  # what the driver did not take is no setting of it
+            raise errors.UnknownSettingError(self.provider_name, list(settings), [])
         if not bucket:
             raise errors.ConfigurationError(
                 f"no bucket for the {self.provider_name} provider: set MODELKIT_STORAGE_BUCKET"
@@ -78,6 +89,34 @@ class StorageDriver(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bucket={self.bucket!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in self.rebuilt_after_unpickling:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for name, fresh in self.rebuilt_after_unpickling.items():
+            setattr(self, name, fresh())
+
+    @classmethod
+    def resolve_settings(
+        cls,
+        bucket: Any,
+        settings: StorageDriverSettings | Mapping[str, Any] | None,
+        lazy: bool | None,
+        keywords: Mapping[str, Any],
+    ) -> tuple[str | None, bool, dict[str, Any]]:
+        """The bucket, laziness and other keywords a driver is built with, from this
+        project's keywords or modelkit's settings (an object or dict, also in the place of
+        ``bucket``), modelkit's names translated (see :func:`.settings.driver_keywords`);
+        UnknownSettingError for a keyword :attr:`settings_class` does not know. ``lazy``
+        given explicitly wins over ``lazy_driver`` in the settings."""
+        values = driver_keywords(cls.settings_class, bucket, settings, keywords, cls.provider_name)
+        found_bucket, found_lazy = values.pop("bucket", None), values.pop("lazy", False)
+        return found_bucket, bool(found_lazy if lazy is None else lazy), values
 
     def _in_charge(self, optional: str, *replaceable: str) -> bool:
         """Whether the driver's own ``optional`` method (one of the faster paths below) is to
@@ -94,6 +133,15 @@ class StorageDriver(abc.ABC):
             return False
         replaced = getattr(self, "__dict__", None)
         return not replaced or not any(method in replaced for method in replaceable)
+
+    def _own_or_portable(self, method: str, *replaceable: str) -> Callable[..., Any]:
+        """The driver's ``method`` if it is in charge (see :meth:`_in_charge`; replaced on
+        the instance counts too), else this base class's portable one, which goes through the
+        plain methods: a subclass that overrides ``upload_object`` (modelkit's way to add
+        logging, metrics or encryption) has every data object go through it."""
+        if method in getattr(self, "__dict__", ()) or self._in_charge(method, *replaceable):
+            return getattr(self, method)  # type: ignore[no-any-return]
+        return getattr(StorageDriver, method).__get__(self)  # type: ignore[no-any-return]
 
     @property
     def supports_conditional_writes(self) -> bool:
@@ -148,6 +196,26 @@ class StorageDriver(abc.ABC):
         did not get). The core downloads large files in parallel ranges through it, and resumes
         a download that was cut off."""
         raise NotImplementedError
+
+    def download_objects(
+        self, jobs: Sequence[tuple[str, str]], algorithm: str, max_workers: int
+    ) -> Iterator[tuple[int, FileDigest | BaseException]]:
+        """:meth:`download_many`, the driver's own unless ``download_object`` or
+        ``download_hashing`` was replaced since: then this base class's, which downloads
+        each job through them. What the core calls."""
+        download_many = self._own_or_portable(
+            "download_many", "download_object", "download_hashing"
+        )
+        return download_many(jobs, algorithm, max_workers)  # type: ignore[no-any-return]
+
+    def create_objects_from_bytes(
+        self, jobs: Sequence[tuple[bytes, str, str]], max_workers: int
+    ) -> Iterator[tuple[int, BaseException | None]]:
+        """:meth:`create_many`, the driver's own unless one of the create methods or
+        ``upload_object`` was replaced since: then this base class's, which creates each job
+        through :meth:`create_object_from_bytes`. What the core calls."""
+        create_many = self._own_or_portable("create_many", *_CREATE_METHODS)
+        return create_many(jobs, max_workers)  # type: ignore[no-any-return]
 
     def download_many(
         self, jobs: Sequence[tuple[str, str]], algorithm: str, max_workers: int
@@ -224,11 +292,17 @@ class StorageDriver(abc.ABC):
         instance: the replacement stays in charge). Otherwise the whole file is reported once
         it is stored.
         """
-        if self._in_charge("create_reporting", "create_object"):
+        if self._in_charge("create_reporting", "create_object", "upload_object"):
             self.create_reporting(file_path, object_name, on_bytes)
             return
-        self.create_object(file_path, object_name)
+        self._creator()(file_path, object_name)
         on_bytes(os.path.getsize(file_path))
+
+    def _creator(self) -> Callable[[str, str], None]:
+        """The ``create_object`` in charge: the driver's, unless ``upload_object`` was
+        replaced since (then an existence check and ``upload_object``: the claim of the
+        version, a create-only ``write_object``, still keeps pushes from overwriting)."""
+        return self._own_or_portable("create_object", "upload_object")
 
     def create_object_from_bytes(self, data: bytes, object_name: str, file_path: str) -> None:
         """:meth:`create_object` of a small file whose bytes a push already holds: ``data`` is
@@ -239,7 +313,7 @@ class StorageDriver(abc.ABC):
         ``create_object`` or ``create_reporting`` was replaced since: the replacement stays in
         charge, and gets ``file_path``, as other drivers do.
         """
-        if self._in_charge("create_bytes", "create_object", "create_reporting"):
+        if self._in_charge("create_bytes", "create_object", "create_reporting", "upload_object"):
             self.create_bytes(data, object_name)
             return
         self.create_object_with_progress(file_path, object_name, ignore_bytes)
@@ -257,6 +331,13 @@ class StorageDriver(abc.ABC):
         A retry inside the driver must not count bytes twice (see
         :class:`modelkit_assets.progress.HighWater`)."""
         raise NotImplementedError
+
+    def stager(self) -> Callable[[str, str], StagedFile | None] | None:
+        """:meth:`stage_file`, if the driver stages and none of the create methods or
+        ``upload_object`` was replaced since (staging stands for them). What the core calls."""
+        if self._in_charge("stage_file", *_CREATE_METHODS):
+            return self.stage_file
+        return None
 
     def stage_file(self, file_path: str, algorithm: str) -> StagedFile | None:
         """Copy a large file into the store before its version is claimed, hashing it on the
@@ -293,6 +374,10 @@ class StorageDriver(abc.ABC):
             with open(path, "wb") as f:
                 f.write(data)
             self.upload_object(path, object_name)
+
+
+#: The methods a push's fast paths stand for: a replacement of any of them takes charge.
+_CREATE_METHODS: Final = ("create_object", "create_reporting", "create_bytes", "upload_object")
 
 
 def _on_threads(

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Final
 
 import filelock
@@ -33,6 +34,9 @@ from ..paths import check_relative_part
 from ..progress import ignore_bytes
 from ..records import CONDITIONAL_WRITES, RANGED_READS
 from .base import StagedFile, StorageDriver
+from .settings import LocalStorageDriverSettings
+
+logger = logging.getLogger(__name__)
 
 #: Suffixes of this driver's own bookkeeping files, never listed as objects.
 _LOCK_SUFFIX: Final = ".modelkit-lock"
@@ -88,10 +92,13 @@ class _LocalStagedFile:
 
     def commit(self, object_name: str) -> None:
         target = self.driver._path(object_name)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
         try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
             os.link(self.path, target)
-        except FileExistsError:
+        except (FileExistsError, NotADirectoryError):
+            conflict = self.driver._conflict(object_name, target)
+            if conflict is not None:
+                raise conflict from None
             raise errors.ObjectAlreadyExistsError(object_name) from None
         except OSError:  # EXDEV, or links not supported here
             self.driver.create_object(self.path, object_name)
@@ -125,8 +132,21 @@ class LocalStorageDriver(StorageDriver):
     #: MODELKIT_STORAGE_MAX_WORKERS higher for a bucket folder on a network filesystem.
     default_max_workers = 1
 
-    def __init__(self, bucket: str | None = None, **kwargs: Any) -> None:
-        super().__init__(bucket, **kwargs)
+    settings_class = LocalStorageDriverSettings
+
+    def __init__(
+        self,
+        bucket: str | LocalStorageDriverSettings | Mapping[str, Any] | None = None,
+        client: Any = None,
+        *,
+        timeout_s: float = 300.0,
+        lazy: bool | None = None,
+        settings: LocalStorageDriverSettings | Mapping[str, Any] | None = None,
+        **keywords: Any,
+    ) -> None:
+        """``LocalStorageDriver(folder)``, or modelkit's ``LocalStorageDriver(settings)``."""
+        folder, is_lazy, rest = self.resolve_settings(bucket, settings, lazy, keywords)
+        super().__init__(folder, client, timeout_s=timeout_s, lazy=is_lazy, **rest)
         self.bucket = os.path.abspath(os.path.expanduser(self.bucket))
         if not os.path.isdir(self.bucket):
             raise errors.BucketDoesNotExistError(self.provider_name, self.bucket)
@@ -160,7 +180,18 @@ class LocalStorageDriver(StorageDriver):
         return os.path.join(parent, f".{os.path.basename(path)}{_TMP_MARK}{uuid.uuid4().hex}")
 
     def upload_object(self, file_path: str, object_name: str) -> None:
+        """Replace the object, as modelkit's local driver does: a folder at its path (with the
+        objects in it) or a file where one of its folders goes is deleted first, since a folder
+        cannot hold both ``a/b`` and ``a/b/c``."""
         path = self._path(object_name)
+        try:
+            self._copy_into_place(file_path, path)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            if not self._clear_the_way(object_name, path):
+                raise
+            self._copy_into_place(file_path, path)
+
+    def _copy_into_place(self, file_path: str, path: str) -> None:
         tmp = self._temp_beside(path)
         try:
             shutil.copyfile(file_path, tmp)
@@ -168,6 +199,55 @@ class LocalStorageDriver(StorageDriver):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+    def _in_the_way(self, path: str) -> str | None:
+        """The folder at ``path``, or the file where one of its folders goes, if any."""
+        if os.path.isdir(path):
+            return path
+        folder = os.path.dirname(path)
+        while len(folder) > len(self.bucket):
+            if os.path.lexists(folder) and not os.path.isdir(folder):
+                return folder
+            folder = os.path.dirname(folder)
+        return None
+
+    def _clear_the_way(self, object_name: str, path: str) -> bool:
+        """Delete what is in the way of the object (see :meth:`upload_object`); whether
+        anything was."""
+        found = self._in_the_way(path)
+        if found is None:
+            return False
+        logger.warning(
+            "local bucket %s: %s %s is replaced by the object %s",
+            self.bucket,
+            "the folder of objects" if found == path else "the object",
+            os.path.relpath(found, self.bucket).replace(os.sep, "/"),
+            object_name,
+        )
+        if found == path:
+            shutil.rmtree(path)
+        else:
+            os.unlink(found)
+        return True
+
+    def _conflict(self, object_name: str, path: str) -> errors.StorageDriverError | None:
+        """The error of a create-only write that a folder or a file is in the way of (no
+        object has the name, but the folder cannot hold it); None if nothing is."""
+        found = self._in_the_way(path)
+        if found is None:
+            return None
+        what = (
+            "a folder of objects has its path"
+            if found == path
+            else (
+                f"the object {os.path.relpath(found, self.bucket).replace(os.sep, '/')!r} is where "
+                "one of its folders goes"
+            )
+        )
+        return errors.StorageDriverError(
+            f"cannot create {object_name!r} in the local bucket {self.bucket!r}: {what} "
+            "(a folder cannot hold both a/b and a/b/c); delete it first"
+        )
 
     def create_object(self, file_path: str, object_name: str) -> None:
         self.create_reporting(file_path, object_name, None)
@@ -216,7 +296,10 @@ class LocalStorageDriver(StorageDriver):
             except FileNotFoundError:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 return os.open(path, _CREATE_FLAGS, 0o666), path
-        except FileExistsError:
+        except (FileExistsError, NotADirectoryError):
+            conflict = self._conflict(object_name, path)
+            if conflict is not None:
+                raise conflict from None
             raise errors.ObjectAlreadyExistsError(object_name) from None
 
     @staticmethod
@@ -255,7 +338,7 @@ class LocalStorageDriver(StorageDriver):
         :func:`~modelkit_assets.hashing.copy_file_with_digest`)."""
         try:
             source = open(self._path(object_name), "rb", buffering=0)  # noqa: SIM115
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise errors.ObjectDoesNotExistError("local", self.bucket, object_name) from None
         with source, open(destination_path, "wb") as target:
             return copy_file_with_digest(source, target, algorithm)
@@ -297,7 +380,7 @@ class LocalStorageDriver(StorageDriver):
         try:
             with open(self._path(object_name), "rb") as f:
                 data = f.read()
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise errors.ObjectDoesNotExistError("local", self.bucket, object_name) from None
         return data, _token(data)
 
@@ -310,7 +393,14 @@ class LocalStorageDriver(StorageDriver):
         if_absent: bool = False,
     ) -> None:
         path = self._path(object_name)
-        tmp = self._temp_beside(path)
+        try:
+            tmp = self._temp_beside(path)
+        except (FileExistsError, NotADirectoryError):
+            raise self._conflict(object_name, path) or errors.StorageDriverError(
+                f"cannot write {object_name!r} in the local bucket {self.bucket!r}"
+            ) from None
+        if os.path.isdir(path):
+            raise self._conflict(object_name, path) or errors.StorageDriverError(object_name)
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
