@@ -68,3 +68,29 @@ def test_get_size(tmp_path: Path) -> None:
     (tmp_path / "d" / "e" / "b").write_bytes(b"123")
     assert get_size(str(tmp_path / "d")) == 8
     assert get_size(str(tmp_path / "d" / "a")) == 5
+
+
+def test_remote_has_the_names_modelkit_imports_into_it() -> None:
+    """modelkit code reads ``remote.has_s3`` and imports driver classes from ``remote``; here
+    they resolve on first access, so importing the module loads no SDK."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from modelkit_assets import remote\n"
+        "assert 'boto3' not in sys.modules and 'google.cloud.storage' not in sys.modules\n"
+        "assert remote.has_s3 and remote.has_gcs and remote.has_az\n"
+        "from modelkit_assets.remote import (AssetSpec, AzureStorageDriver,"
+        " GCSStorageDriverSettings, LocalStorageDriver, S3StorageDriver, StorageDriver)\n"
+        "assert issubclass(S3StorageDriver, StorageDriver)"
+        " and issubclass(AzureStorageDriver, StorageDriver)\n"
+        "assert AssetSpec.__name__ == 'AssetSpec'\n"
+        "assert GCSStorageDriverSettings and LocalStorageDriver\n"
+        "assert 'boto3' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from modelkit_assets import remote
+
+    with pytest.raises(AttributeError):
+        remote.NoSuchDriver  # noqa: B018
