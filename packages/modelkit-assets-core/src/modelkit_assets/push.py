@@ -487,10 +487,13 @@ class Pusher:
 
     def _copy_file(self, file: SourceFile, source_name: str, name: str, version: str) -> bool:
         """Create the object as a copy of ``source_name``; False when that object is gone (the
-        file is uploaded instead)."""
+        file is uploaded instead). A copy of another size than the file's (the base object was
+        truncated or replaced in the store) is overwritten with the file."""
         object_name = self.store.part_object_name(name, version, file.part)
         try:
-            self.store.retry(lambda: self.driver.copy_object(source_name, object_name), object_name)
+            size = self.store.retry(
+                lambda: self.driver.copy_object(source_name, object_name), object_name
+            )
         except errors.ObjectDoesNotExistError:
             return False
         except errors.ObjectAlreadyExistsError:
@@ -499,6 +502,16 @@ class Pusher:
                     "replacing %s, left half-written by an interrupted push", object_name
                 )
                 self.store.retry(lambda: self._replace(file, object_name), object_name)
+            return True
+        if size != file.digest.size:
+            logger.warning(
+                "%s is %d bytes, not the %d of its version's meta: uploading %s instead",
+                source_name,
+                size,
+                file.digest.size,
+                file.part,
+            )
+            self.store.retry(lambda: self._replace(file, object_name), object_name)
         return True
 
     def _upload_file(
