@@ -523,7 +523,9 @@ def test_an_overridden_upload_and_download_object_carry_every_push_and_fetch(
     for part, data in files.items():
         (source / part).write_bytes(data)
     store.new(str(source), "secret/asset")
-    store.update(str(source / "small.txt"), "secret/asset", "0.1")
+    changed = tmp_path / "changed.txt"  # new bytes: an unchanged file would be copied instead
+    changed.write_bytes(b"a changed small file")
+    store.update(str(changed), "secret/asset", "0.1")
 
     objects = {part: f"{prefix}/secret/asset/0.0/{part}" for part in files}
     assert sorted(calls["upload"]) == sorted([*objects.values(), f"{prefix}/secret/asset/0.1"])

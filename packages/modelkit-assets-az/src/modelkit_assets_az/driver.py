@@ -14,6 +14,7 @@ import enum
 import io
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Final
 
@@ -30,7 +31,7 @@ from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.progress import HighWater
-from modelkit_assets.records import CONDITIONAL_WRITES
+from modelkit_assets.records import CONDITIONAL_WRITES, SERVER_SIDE_COPY
 
 from .client import (
     CONNECTION_STRING_ENV,
@@ -51,6 +52,8 @@ _DEFAULT_TIMEOUT_S: Final = 300.0
 _CONFLICT_CODES: Final = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 _DENIED_STATUSES: Final = frozenset({401, 403})
 _TRANSIENT_STATUSES: Final = frozenset({408, 429})
+#: First and longest wait between two looks at a pending copy.
+_COPY_POLL_S: Final = (0.05, 2.0)
 
 
 def _error_code(exc: HttpResponseError) -> str:
@@ -74,7 +77,7 @@ class AzureStorageDriver(StorageDriver):
     """
 
     provider_name = _NAME
-    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES, SERVER_SIDE_COPY})
     settings_class = AzureStorageDriverSettings
 
     def __init__(
@@ -300,6 +303,47 @@ class AzureStorageDriver(StorageDriver):
                 with contextlib.suppress(OSError):
                     os.unlink(destination_path)
                 raise
+
+    def copy_object(self, source_name: str, object_name: str) -> int:
+        """Copy Blob from the source's URL, create-only (``If-None-Match: *``, answered 409
+        ``BlobAlreadyExists``), then waited for: the service may copy in the background
+        (``copy_status`` pending), and the object must be whole when this returns.
+
+        The source is in the same account, so the request's own credentials (Shared Key)
+        authorise reading it: no SAS is needed (Azurite agrees). Not Put Blob From URL
+        (``upload_blob_from_url``): Azurite 3.35 answers 501, and on Azure it needs a SAS or
+        a token for the source and stops at 5000 MiB."""
+        source = self._blob(source_name)
+        target = self._blob(object_name)
+        with self._translate(source_name, errors.ObjectAlreadyExistsError(object_name)):
+            started = target.start_copy_from_url(source.url, if_none_match="*")
+        if started.get("copy_status") != "success":
+            self._wait_for_copy(target, object_name, str(started.get("copy_id")))
+        with self._translate(object_name):
+            return int(target.get_blob_properties().size)
+
+    def _wait_for_copy(self, target: BlobClient, object_name: str, copy_id: str) -> None:
+        """Poll a pending copy until it succeeds; one that fails, or outlasts the driver's
+        timeout, is aborted and its target deleted (this copy created it), and the error is
+        transient: the core tries again."""
+        deadline = time.monotonic() + self.timeout_s
+        delay, longest = _COPY_POLL_S
+        while True:
+            with self._translate(object_name):
+                copy = target.get_blob_properties().copy
+            if copy.status == "success":
+                return
+            if copy.status != "pending" or time.monotonic() > deadline:
+                with contextlib.suppress(HttpResponseError):
+                    if copy.status == "pending":
+                        target.abort_copy(copy_id)
+                self.delete_object(object_name)
+                raise errors.StorageUnavailableError(
+                    _NAME,
+                    f"the copy to {object_name!r} ended {copy.status}: {copy.status_description}",
+                )
+            time.sleep(delay)
+            delay = min(longest, delay * 2)
 
     def delete_object(self, object_name: str) -> None:
         blob = self._blob(object_name)

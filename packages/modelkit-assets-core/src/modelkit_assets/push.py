@@ -412,6 +412,7 @@ class Pusher:
         self.store.pending_claim = (name, version)
         base_version = plan.base_version if plan is not None else None
         reuse = self.reusable(name, base_version, source)
+        copied: list[str] = []  # the parts of reuse really copied (appended from threads)
         progress.start(f"push {name}:{version}", source.size, len(source.files))
         try:
             small = [
@@ -422,7 +423,7 @@ class Pusher:
             batched = {f.part for f in small}
             left = self._create_small(small, name, version, progress)
             run_parallel(
-                lambda f: self._store_file(f, name, version, progress, source, reuse),
+                lambda f: self._store_file(f, name, version, progress, source, reuse, copied),
                 [f for f in source.files if f.part not in batched] + left,
                 self.store.max_workers,
             )
@@ -437,9 +438,9 @@ class Pusher:
         sizes = {f.part: f.digest.size for f in source.files}
         return attrs.evolve(
             shown,
-            base_version=base_version if reuse else None,
-            reused_files=len(reuse),
-            reused_bytes=sum(sizes[part] for part in reuse),
+            base_version=base_version if copied else None,
+            reused_files=len(copied),
+            reused_bytes=sum(sizes[part] for part in copied),
             version=version,
             uri=self.store.get_object_uri(name, version),
             resumes=resumed if resumed != "taken over" else shown.resumes,
@@ -476,29 +477,44 @@ class Pusher:
         progress: TransferProgress,
         source: LocalSource,
         reuse: dict[str, str],
+        copied: list[str],
     ) -> None:
-        """Copy the file from the previous version inside the store if it is unchanged, else
-        upload it."""
+        """Copy the file from the previous version inside the store if it is unchanged (its
+        part then joins ``copied``), else upload it."""
         copied_from = reuse.get(file.part)
         if copied_from is not None and self._copy_file(file, copied_from, name, version):
+            copied.append(file.part)
             progress.advance(file.digest.size, files=1)
             return
         self._upload_file(file, name, version, progress, source.staged.get(file.part))
 
     def _copy_file(self, file: SourceFile, source_name: str, name: str, version: str) -> bool:
-        """Create the object as a copy of ``source_name``; False when that object is gone (the
-        file is uploaded instead)."""
+        """Create the object as a copy of ``source_name``; False when the file is to be
+        uploaded instead: that object is gone, or the copy has another size than the file's
+        (the base object was truncated or replaced in the store; the copy is deleted again)."""
         object_name = self.store.part_object_name(name, version, file.part)
         try:
-            self.store.retry(lambda: self.driver.copy_object(source_name, object_name), object_name)
+            size = self.store.retry(
+                lambda: self.driver.copy_object(source_name, object_name), object_name
+            )
         except errors.ObjectDoesNotExistError:
             return False
         except errors.ObjectAlreadyExistsError:
-            if self._remote_digest(object_name, file.digest.algorithm) != file.digest:
-                logger.warning(
-                    "replacing %s, left half-written by an interrupted push", object_name
-                )
-                self.store.retry(lambda: self._replace(file, object_name), object_name)
+            if self._remote_digest(object_name, file.digest.algorithm) == file.digest:
+                return True  # made by an earlier attempt of this push
+            logger.warning("replacing %s, left half-written by an interrupted push", object_name)
+            self.store.retry(lambda: self.driver.delete_object(object_name), object_name)
+            return False
+        if size != file.digest.size:
+            logger.warning(
+                "%s is %d bytes, not the %d of its version's meta: uploading %s instead",
+                source_name,
+                size,
+                file.digest.size,
+                file.part,
+            )
+            self.store.retry(lambda: self.driver.delete_object(object_name), object_name)
+            return False
         return True
 
     def _upload_file(

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -36,7 +37,7 @@ from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.hashing import digest_file
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.progress import HighWater
-from modelkit_assets.records import CONDITIONAL_WRITES
+from modelkit_assets.records import CONDITIONAL_WRITES, SERVER_SIDE_COPY
 
 from .client import CREDENTIALS_ENV, build_client
 from .settings import GCSStorageDriverSettings
@@ -68,7 +69,7 @@ class GCSStorageDriver(StorageDriver):
     """
 
     provider_name = PROVIDER
-    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES, SERVER_SIDE_COPY})
     settings_class = GCSStorageDriverSettings
 
     def __init__(
@@ -269,6 +270,37 @@ class GCSStorageDriver(StorageDriver):
             object_name,
             conflict=lambda: errors.ObjectAlreadyExistsError(object_name),
         )
+
+    def copy_object(self, source_name: str, object_name: str) -> int:
+        """A rewrite inside the bucket, create-only (``if_generation_match=0``). GCS may
+        answer a large or cross-location rewrite in several calls, each returning a token to
+        go on with: it is called again until the copy is whole.
+
+        The target is looked up first: fake-gcs-server 1.54 ignores every precondition of a
+        rewrite (GCS honours them), and the look-up keeps the copy create-only for sequential
+        writers there. A writer racing in between can only be a retry of the same push,
+        which writes the same bytes: an update copies only into the names of the version
+        whose claim it holds."""
+        source = self._blob(source_name)
+        target = self._blob(object_name)
+        if self.exists(object_name):
+            raise errors.ObjectAlreadyExistsError(object_name)
+        token: str | None = None
+        while True:
+            token, _, total = self._call(
+                functools.partial(
+                    target.rewrite,
+                    source,
+                    token=token,
+                    if_generation_match=0,
+                    retry=self._retry_if_generation,
+                    timeout=self._request_timeout,
+                ),
+                source_name,
+                conflict=lambda: errors.ObjectAlreadyExistsError(object_name),
+            )
+            if token is None:
+                return int(total)
 
     def read_object(self, object_name: str) -> tuple[bytes, str | None]:
         blob = self._blob(object_name)

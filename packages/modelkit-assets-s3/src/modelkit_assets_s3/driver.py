@@ -38,8 +38,9 @@ from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.hashing import digest_file, new_hasher
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.ranged import download_in_ranges
-from modelkit_assets.records import CONDITIONAL_WRITES
+from modelkit_assets.records import CONDITIONAL_WRITES, SERVER_SIDE_COPY
 
+from .copy import copy_if_absent
 from .errors import PROVIDER, error_code, http_status, is_missing, is_precondition_failed, translate
 from .errors import redact_url as _redact_url
 from .multipart import MULTIPART_THRESHOLD, upload_if_absent
@@ -66,6 +67,8 @@ _TRANSFER_WORKERS: Final = 16
 _DOWNLOAD_PART: Final = MULTIPART_THRESHOLD
 #: Bytes held per download request in flight (memory: one chunk per part worker).
 _STREAM_CHUNK: Final = 1024 * 1024
+#: A copy whose source changes while it is made is measured and made again, this many times.
+_COPY_ATTEMPTS: Final = 3
 #: A GET whose body breaks off is sent again, this many times in all.
 _GET_ATTEMPTS: Final = 3
 _BODY_ERRORS: Final = (
@@ -87,7 +90,7 @@ class S3StorageDriver(StorageDriver):
     """
 
     provider_name = PROVIDER
-    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES})
+    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES, SERVER_SIDE_COPY})
     settings_class = S3StorageDriverSettings
 
     def __init__(
@@ -416,6 +419,41 @@ class S3StorageDriver(StorageDriver):
             self.settings.upload_args,
             on_part=on_bytes,
         )
+
+    def copy_object(self, source_name: str, object_name: str) -> int:
+        """``CopyObject`` (``UploadPartCopy`` past 5 GiB), create-only, pinned to the source's
+        ETag, with the driver's SSE-KMS settings (see :mod:`.copy`). A 412 is either the
+        target, which exists, or the source, which changed since it was measured: then it is
+        measured and copied again."""
+        for _ in range(_COPY_ATTEMPTS):
+            source = self._call(
+                "copy",
+                source_name,
+                lambda: self.client.head_object(Bucket=self.bucket, Key=source_name),
+            )
+            if self.exists(object_name):
+                raise errors.ObjectAlreadyExistsError(object_name)
+            try:
+                copy_if_absent(
+                    self.client,
+                    self._part_pool(),
+                    self.bucket,
+                    source_name,
+                    source["ETag"],
+                    source["ContentLength"],
+                    object_name,
+                    self.settings.upload_args,
+                )
+            except _SDK_ERRORS as exc:
+                if is_missing(exc):
+                    raise self._missing(source_name) from None
+                if not is_precondition_failed(exc):
+                    raise translate(exc, self.bucket, object_name, "copy") from None
+                if self.exists(object_name):
+                    raise errors.ObjectAlreadyExistsError(object_name) from None
+                continue
+            return source["ContentLength"]
+        raise errors.PreconditionFailedError(source_name)
 
     def read_object(self, object_name: str) -> tuple[bytes, str | None]:
         def get() -> tuple[bytes, str | None]:

@@ -246,11 +246,13 @@ class StorageDriver(abc.ABC):
             lambda job: self.create_object_from_bytes(job[0], job[1], job[2]), jobs, max_workers
         )
 
-    def copy_object(self, source_name: str, object_name: str) -> None:
+    def copy_object(self, source_name: str, object_name: str) -> int:
         """Optional (capability ``server_side_copy``): create ``object_name`` as a copy of
         ``source_name`` inside the store, only if no object has that name (else raise
-        ObjectAlreadyExistsError); ObjectDoesNotExistError if the source is missing. An update
-        copies the files that did not change since the previous version through it."""
+        ObjectAlreadyExistsError); ObjectDoesNotExistError if the source is missing. Return
+        the size of the object made, whole once this returns. An update copies the files that
+        did not change since the previous version through it, and checks that size: a base
+        object that was truncated or replaced since is uploaded again instead."""
         raise NotImplementedError
 
     @abc.abstractmethod

@@ -32,7 +32,7 @@ from ..hashing import KERNEL_COPY, copy_file_with_digest
 from ..meta import FileDigest
 from ..paths import check_relative_part
 from ..progress import ignore_bytes
-from ..records import CONDITIONAL_WRITES, RANGED_READS
+from ..records import CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY
 from .base import StagedFile, StorageDriver
 from .settings import LocalStorageDriverSettings
 
@@ -72,6 +72,31 @@ def _copy_reporting(source_fd: int, destination_fd: int, on_bytes: Callable[[int
             return
         copied += sent
         on_bytes(sent)
+
+
+def _clone_into(source_fd: int, destination_fd: int, size: int) -> None:
+    """Make the empty file ``destination_fd`` a copy of the ``size`` bytes of ``source_fd``:
+    a reflink where the filesystem can, else ``copy_file_range`` (the kernel copies, and
+    shares blocks where it can too), else a plain copy."""
+    from ..cache.reuse import reflink
+
+    if reflink(source_fd, destination_fd):
+        return
+    copied = 0
+    if hasattr(os, "copy_file_range"):
+        try:
+            while copied < size:
+                sent = os.copy_file_range(source_fd, destination_fd, size - copied, copied, copied)
+                if not sent:
+                    break
+                copied += sent
+            return
+        except OSError:  # EXDEV on older kernels, ENOSYS, EINVAL on some filesystems
+            if copied:
+                os.ftruncate(destination_fd, 0)
+    os.lseek(source_fd, 0, os.SEEK_SET)
+    os.lseek(destination_fd, 0, os.SEEK_SET)
+    _copy_reporting(source_fd, destination_fd, ignore_bytes)
 
 
 def _write_all(fd: int, data: bytes) -> int:
@@ -125,7 +150,9 @@ class LocalStorageDriver(StorageDriver):
     """Objects are files under the bucket folder; '/' in names becomes sub-folders."""
 
     provider_name = "local"
-    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES, RANGED_READS})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY}
+    )
     #: Copies on a local disk wait on the kernel, not on a network: more threads only contend
     #: for the GIL and the folder's lock (1000 x 10 KiB files, medians of 5: fetch 277 ms on one
     #: thread against 320 ms on two; 16 was a third slower again). Set
@@ -323,6 +350,45 @@ class LocalStorageDriver(StorageDriver):
                 os.unlink(path)
             raise
         return _LocalStagedFile(self, path, digest)
+
+    def copy_object(self, source_name: str, object_name: str) -> int:
+        """A reflink of the source's file where the filesystem shares blocks copy-on-write
+        (btrfs, XFS: no bytes move), else a copy by the kernel. Never a hard link: an object
+        replaced in place must not change another. The copy is made under a temporary name
+        beside the target and linked to it, which fails if the name exists (create-only), so
+        no reader sees a half-made copy under the object's name."""
+        source = self._open_object(source_name)
+        try:
+            size = os.fstat(source).st_size
+            path = self._path(object_name)
+            if os.path.lexists(path):  # found before copying: the usual case of a retried push
+                raise errors.ObjectAlreadyExistsError(object_name)
+            tmp = self._temp_beside(path)
+            try:
+                target = os.open(tmp, _CREATE_FLAGS, 0o666)
+                try:
+                    _clone_into(source, target, size)
+                finally:
+                    os.close(target)
+                self._link_new(tmp, path, object_name)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        finally:
+            os.close(source)
+        return size
+
+    def _open_object(self, object_name: str) -> int:
+        """A descriptor of the object's file, open for reading; ObjectDoesNotExistError if
+        there is none (a folder is not an object)."""
+        try:
+            fd = os.open(self._path(object_name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except (FileNotFoundError, NotADirectoryError):
+            raise errors.ObjectDoesNotExistError("local", self.bucket, object_name) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise errors.ObjectDoesNotExistError("local", self.bucket, object_name)
+        return fd
 
     def download_object(self, object_name: str, destination_path: str) -> None:
         source = self._path(object_name)

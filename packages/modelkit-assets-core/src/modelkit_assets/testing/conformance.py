@@ -27,6 +27,7 @@ import pytest
 from .. import errors
 from ..drivers.base import StorageDriver
 from ..meta import FileDigest
+from ..records import SERVER_SIDE_COPY
 
 #: More than one page on every store we know (S3 and GCS list 1000 per page).
 MANY_OBJECTS = 1010
@@ -260,3 +261,42 @@ class StorageDriverConformance:
             list(pool.map(append, range(24)))
         items = conditional.read_object(name)[0].decode().strip(",").split(",")
         assert sorted(map(int, items)) == list(range(24))
+
+    # -- server-side copies (capability server_side_copy) -----------------------------------------
+
+    @pytest.fixture
+    def copying(self, driver: StorageDriver) -> StorageDriver:
+        if not driver.supports(SERVER_SIDE_COPY):
+            pytest.skip(f"{type(driver).__name__} does not declare server-side copies")
+        return driver
+
+    @pytest.mark.parametrize("size", [0, 1000, 3 * 1024 * 1024 + 1])
+    def test_copy_object_copies_the_bytes(
+        self, copying: StorageDriver, prefix: str, tmp_path: Path, size: int
+    ) -> None:
+        data = os.urandom(size)
+        copying.upload_object(self._file(tmp_path, data), f"{prefix}/v1/weights")
+        assert copying.copy_object(f"{prefix}/v1/weights", f"{prefix}/v2/weights") == size
+        copying.upload_object(self._file(tmp_path, b"replaced"), f"{prefix}/v1/weights")
+        copying.download_object(f"{prefix}/v2/weights", str(tmp_path / "out"))
+        assert (tmp_path / "out").read_bytes() == data  # a copy, not a link to the source
+        assert sorted(copying.iterate_objects(f"{prefix}/")) == [
+            f"{prefix}/v1/weights",
+            f"{prefix}/v2/weights",
+        ]
+
+    def test_copy_object_refuses_to_overwrite(
+        self, copying: StorageDriver, prefix: str, tmp_path: Path
+    ) -> None:
+        copying.upload_object(self._file(tmp_path, b"source"), f"{prefix}/source")
+        copying.upload_object(self._file(tmp_path, b"target"), f"{prefix}/target")
+        with pytest.raises(errors.ObjectAlreadyExistsError):
+            copying.copy_object(f"{prefix}/source", f"{prefix}/target")
+        assert copying.read_object(f"{prefix}/target")[0] == b"target"
+
+    def test_copy_object_of_a_missing_source_raises(
+        self, copying: StorageDriver, prefix: str
+    ) -> None:
+        with pytest.raises(errors.ObjectDoesNotExistError):
+            copying.copy_object(f"{prefix}/missing", f"{prefix}/target")
+        assert not copying.exists(f"{prefix}/target")

@@ -1,0 +1,138 @@
+"""Incremental pushes (DESIGN.md 12, issue 20): an update copies the files that did not change
+since the version it builds on inside the store, and never publishes a version whose bytes
+differ from its source.
+
+On network stores the bytes the update sends are counted on the wire by the fault proxy; the
+local provider has no wire, so there the reuse count of ``update --json`` and the copies made
+(files of their own, not links) are checked. Target (issue 20): an update of a 16 MiB, 9-file
+folder with one small file changed sends under 10 % of the folder's bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelkit_assets import AssetsManager, StorageProvider, errors
+from modelkit_assets.cache import SUCCESS
+from modelkit_assets.hashing import digest_file
+from modelkit_assets.meta import FileDigest
+from tests.cli_runner import ok
+from tests.conftest import StoreEnv
+from tests.faultproxy import FaultProxy, Stats
+from tests.guarantees.assets import KIB, make_file, make_tree
+from tests.guarantees.faults import endpoint_port, redirected
+from tests.guarantees.figures import record
+from tests.servers import Backend
+
+MiB = 1024 * KIB
+#: Eight 2 MiB weights and a 4 KiB config: the folder of the issue's target.
+FOLDER = {**{f"weights/w{i}.bin": 2 * MiB for i in range(8)}, "config.json": 4 * KIB}
+FOLDER_BYTES = sum(FOLDER.values())
+
+
+def digests(root: Path) -> dict[str, FileDigest]:
+    return {
+        path.relative_to(root).as_posix(): digest_file(str(path))
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.name != SUCCESS
+    }
+
+
+@contextlib.contextmanager
+def counted(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stats | None]:
+    """The clients of the block reach the store through a fault proxy, which counts the bytes
+    (None on the local provider, which has no wire)."""
+    if backend.provider == "local":
+        yield None
+        return
+    with FaultProxy(endpoint_port(backend.env)) as proxy, monkeypatch.context() as patch:
+        for key, value in redirected(backend.env, proxy.port).items():
+            patch.setenv(key, value)
+        proxy.stats = Stats()
+        yield proxy.stats
+
+
+def update_json(source: Path, name: str) -> dict[str, int | str]:
+    info: dict[str, int | str] = json.loads(
+        ok("update", str(source), name, "--yes", "--json").stdout
+    )
+    return info
+
+
+def fetched(spec: str) -> Path:
+    return Path(AssetsManager().fetch_asset(spec))
+
+
+def test_an_update_of_one_small_file_sends_under_10_percent_of_the_folder(
+    backend: Backend, store_env: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = make_tree(tmp_path / "model", FOLDER)
+    ok("new", str(source), "model", "--yes")
+    make_file(source / "config.json", 4 * KIB)  # same size, other bytes
+    with counted(backend, monkeypatch) as wire:
+        info = update_json(source, "model")
+    assert info["version"] == "0.1"
+    assert (info["files"], info["bytes"]) == (9, FOLDER_BYTES)
+    assert (info["reused_files"], info["reused_bytes"]) == (8, 8 * 2 * MiB)
+    if wire is not None:
+        assert wire.bytes_up < 0.10 * FOLDER_BYTES, wire
+    else:  # the copies are files of their own, not links to the objects of 0.0
+        objects = Path(backend.bucket) / store_env.prefix / "model"
+        for index in range(8):
+            copy = objects / "0.1" / "weights" / f"w{index}.bin"
+            assert copy.stat().st_nlink == 1
+            assert (
+                copy.stat().st_ino != (objects / "0.0" / "weights" / f"w{index}.bin").stat().st_ino
+            )
+    assert digests(fetched("model:0.1")) == digests(source)
+    record(
+        "incremental push",
+        backend,
+        folder_bytes=FOLDER_BYTES,
+        sent_bytes=wire.bytes_up if wire else None,
+        received_bytes=wire.bytes_down if wire else None,
+        reused_files=info["reused_files"],
+    )
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "replaced by a longer object"])
+def test_a_base_object_missing_or_resized_in_the_store_is_uploaded_instead(
+    backend: Backend, store_env: StoreEnv, tmp_path: Path, damage: str
+) -> None:
+    """Never a version pointing at missing or other bytes: the file is uploaded."""
+    source = make_tree(tmp_path / "model", {"a.bin": 300 * KIB, "b.bin": 200 * KIB, "c.txt": 10})
+    store = StorageProvider()
+    store.new(str(source), "model")
+    base = store.part_object_name("model", "0.0", "a.bin")
+    if damage == "deleted":
+        store.driver.delete_object(base)
+    else:
+        size = 100 * KIB if damage == "truncated" else 400 * KIB
+        store.driver.upload_object(str(make_file(tmp_path / "damaged", size)), base)
+    make_file(source / "c.txt", 10)
+    info = update_json(source, "model")
+    assert (info["reused_files"], info["reused_bytes"]) == (1, 200 * KIB)  # b.bin only
+    assert digests(fetched("model:0.1")) == digests(source)
+
+
+def test_a_base_object_corrupted_in_place_is_never_served(
+    backend: Backend, store_env: StoreEnv, tmp_path: Path
+) -> None:
+    """Bytes changed in the store without a change of size are not seen by the update (it
+    reads no object), and are copied: the fetch's check of every file's digest refuses them,
+    as it refuses them in the base version."""
+    if backend.provider != "local":
+        pytest.skip("the same on every store; the local one corrupts an object in place")
+    source = make_tree(tmp_path / "model", {"a.bin": 300 * KIB, "c.txt": 10})
+    StorageProvider().new(str(source), "model")
+    base = Path(backend.bucket) / store_env.prefix / "model" / "0.0" / "a.bin"
+    base.write_bytes(b"z" * 300 * KIB)
+    make_file(source / "c.txt", 10)
+    assert update_json(source, "model")["reused_files"] == 1
+    with pytest.raises(errors.ModelkitAssetsError, match=r"a\.bin"):
+        fetched("model:0.1")
