@@ -36,6 +36,7 @@ from modelkit_assets.hashing import digest_file
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.progress import HighWater
 from modelkit_assets.records import CONDITIONAL_WRITES
+from modelkit_assets.retry import FIRST_BACKOFF_S, MAX_BACKOFF_S
 
 from .client import CREDENTIALS_ENV, build_client
 from .translate import PROVIDER, translate
@@ -90,7 +91,11 @@ class GCSStorageDriver(StorageDriver):
         self._client_settings = (project, credentials_path, environment.env_str(CREDENTIALS_ENV))
         self._chunk_size = chunk_size
         self._page_size = page_size
-        self._retry = DEFAULT_RETRY.with_timeout(max(0.0, timeout_s))
+        # The SDK's delays (1 s, doubled up to 60 s) would spend the whole budget on a few
+        # broken bodies, leaving the core no time for its own retries: the core's are used.
+        self._retry = DEFAULT_RETRY.with_timeout(max(0.0, timeout_s)).with_delay(
+            initial=FIRST_BACKOFF_S, maximum=MAX_BACKOFF_S, multiplier=2.0
+        )
         self._retry_if_generation = ConditionalRetryPolicy(
             self._retry, is_generation_specified, ["query_params"]
         )
