@@ -46,6 +46,9 @@ class Faults:
     reset_after: tuple[int, int] = (0, 0)
     #: Chance that a connection reaching its reset point is reset (while ``resets`` remain).
     reset_probability: float = 1.0
+    #: End those connections with a FIN instead of a reset: the client sees a body that stops
+    #: short of its Content-Length (IncompleteRead), not ECONNRESET. Counted as resets.
+    cut_gracefully: bool = False
     #: Connections whose first request is answered with ``http_status`` instead of the server.
     http_errors: int = 0
     http_status: int = 503
@@ -257,7 +260,10 @@ class _Link:
                 return False
             self.was_reset = True
             for sock in self.sockets:
-                _reset(sock)
+                if self.proxy.faults.cut_gracefully:
+                    _close(sock)
+                else:
+                    _reset(sock)
             return True
 
     def _corrupted(self, data: bytes) -> bytes:

@@ -19,7 +19,6 @@ import pytest
 from modelkit_assets import AssetsManager, StorageProvider, errors
 from modelkit_assets.cache import AssetsCache
 from modelkit_assets.meta import FileDigest
-from tests.cache_ranged import give_ranged_reads
 from tests.cache_support import MiB, Recorder, break_ranges_after, cached_store, count_downloads
 from tests.conftest import StoreEnv
 from tests.guarantees.assets import leftovers, make_file, make_tree, tree_bytes
@@ -46,7 +45,6 @@ def test_an_interrupted_large_file_resumes_from_its_missing_ranges(
     source = make_file(tmp_path / "big.bin", SIZE)
     store = StorageProvider()
     store.new(str(source), "big")
-    give_ranged_reads(store.driver)  # a stand-in until the cloud drivers have their own
     counts = break_ranges_after(store, monkeypatch, 11 * MiB)
     with pytest.raises(errors.StorageUnavailableError):
         AssetsManager(storage_provider=store).fetch_asset("big:0.0")

@@ -2,8 +2,7 @@
 by the environment like any user; prints the fetch info, with the process's peak resident
 memory (``peak_rss``, bytes), as one JSON line.
 
-The resume tests (test_resume.py) start it, ``kill -9`` it midway, and start it again. Cloud
-drivers that do not read ranges yet get the stand-in of :mod:`tests.cache_ranged`.
+The resume tests (test_resume.py) start it, ``kill -9`` it midway, and start it again.
 """
 
 from __future__ import annotations
@@ -13,14 +12,10 @@ import resource
 import sys
 
 from modelkit_assets import AssetsManager
-from tests.cache_ranged import give_ranged_reads
 
 
 def main(spec: str) -> None:
-    manager = AssetsManager()
-    assert manager.storage_provider is not None
-    give_ranged_reads(manager.storage_provider.driver)
-    info = manager.fetch_asset(spec, return_info=True)
+    info = AssetsManager().fetch_asset(spec, return_info=True)
     info["peak_rss"] = peak_rss()
     print(json.dumps(info, default=str), flush=True)
 

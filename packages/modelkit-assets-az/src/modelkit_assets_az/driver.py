@@ -31,7 +31,7 @@ from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.progress import HighWater
-from modelkit_assets.records import CONDITIONAL_WRITES, SERVER_SIDE_COPY
+from modelkit_assets.records import CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY
 
 from .client import (
     CONNECTION_STRING_ENV,
@@ -55,6 +55,12 @@ _TRANSIENT_STATUSES: Final = frozenset({408, 429})
 #: First and longest wait between two looks at a pending copy.
 _COPY_POLL_S: Final = (0.05, 2.0)
 
+_MiB: Final = 1024 * 1024
+#: Bytes per request of a ranged read at most: the SDK holds a request's answer in memory
+#: (twice over, while it joins its pieces). A fetch of 256 MiB on 8 range workers peaked at
+#: 85 MB of RSS with 1 MiB, 114 MB with 2 MiB and 144 MB with 4 MiB, in the same time.
+_RANGE_REQUEST: Final = _MiB
+
 
 def _error_code(exc: HttpResponseError) -> str:
     code = getattr(exc, "error_code", None)  # absent when signing failed before any request
@@ -77,7 +83,9 @@ class AzureStorageDriver(StorageDriver):
     """
 
     provider_name = _NAME
-    capabilities: ClassVar[frozenset[str]] = frozenset({CONDITIONAL_WRITES, SERVER_SIDE_COPY})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY}
+    )
     settings_class = AzureStorageDriverSettings
 
     def __init__(
@@ -344,6 +352,17 @@ class AzureStorageDriver(StorageDriver):
                 )
             time.sleep(delay)
             delay = min(longest, delay * 2)
+
+    def read_range(self, object_name: str, start: int, end: int) -> Iterator[bytes]:
+        """``[start, end)`` in GETs of 1 MiB (or ``max_single_get_size``, if smaller), one
+        request each: ``download_blob(offset, length)`` reads its first
+        ``max_single_get_size`` bytes (32 MiB by the SDK's default) into memory at once, so
+        asking for no more than a chunk bounds memory to a chunk per worker."""
+        blob = self._blob(object_name)
+        step = min(_RANGE_REQUEST, self.settings.max_single_get_size)
+        for offset in range(start, end, step):
+            with self._translate(object_name):
+                yield blob.download_blob(offset=offset, length=min(step, end - offset)).readall()
 
     def delete_object(self, object_name: str) -> None:
         blob = self._blob(object_name)

@@ -32,8 +32,12 @@ RangeReader = Callable[[int, int], Iterable[bytes]]
 DEFAULT_PART_SIZE: Final = 8 * 1024 * 1024
 
 
-class ShortRangeError(errors.StorageDriverError):
-    """A range ended before its last byte without a transport error (retried like one)."""
+class ShortRangeError(errors.StorageUnavailableError):
+    """A range ended before its last byte without a transport error: a transient fault,
+    retried like one (here, then by the core's retries)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("ranged download", detail)
 
 
 class _Stopped(Exception):

@@ -11,7 +11,8 @@ Conflict                                         writes: ObjectAlreadyExistsErro
 SignatureDoesNotMatch, expired tokens, no
 credentials at all
 connection refused/reset, timeouts, 5xx and      StorageUnavailableError (botocore has
-throttling that outlived botocore's retries      already retried them)
+throttling that outlived botocore's retries,     already retried them; a refused
+a body that broke off (IncompleteReadError)      connection is flagged ``refused``)
 invalid parameters (a malformed bucket name)     ConfigurationError
 anything else                                    StorageDriverError
 ===============================================  =========================================
@@ -63,6 +64,7 @@ _TRANSIENT: Final = frozenset(
     }
 )
 _UNREACHABLE: Final = (
+    boto.IncompleteReadError,  # the body stopped short of its Content-Length
     boto.EndpointConnectionError,
     boto.ConnectionClosedError,
     boto.ConnectTimeoutError,

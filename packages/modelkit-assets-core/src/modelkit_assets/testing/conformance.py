@@ -27,7 +27,7 @@ import pytest
 from .. import errors
 from ..drivers.base import StorageDriver
 from ..meta import FileDigest
-from ..records import SERVER_SIDE_COPY
+from ..records import RANGED_READS, SERVER_SIDE_COPY
 
 #: More than one page on every store we know (S3 and GCS list 1000 per page).
 MANY_OBJECTS = 1010
@@ -300,3 +300,33 @@ class StorageDriverConformance:
         with pytest.raises(errors.ObjectDoesNotExistError):
             copying.copy_object(f"{prefix}/missing", f"{prefix}/target")
         assert not copying.exists(f"{prefix}/target")
+
+    # -- ranged reads (capability ranged_reads) ------------------------------------------------
+
+    @pytest.fixture
+    def ranged(self, driver: StorageDriver) -> StorageDriver:
+        if not driver.supports(RANGED_READS):
+            pytest.skip("the driver does not declare ranged reads")
+        return driver
+
+    def test_read_range_gives_the_bytes_asked_for_in_chunks_of_at_most_1_mib(
+        self, ranged: StorageDriver, prefix: str, tmp_path: Path
+    ) -> None:
+        mib = 1024 * 1024
+        data = os.urandom(9 * mib + 12345)
+        ranged.upload_object(self._file(tmp_path, data), f"{prefix}/ranged.bin")
+        for start, end in [
+            (0, len(data)),
+            (5, 6),
+            (mib - 1, 2 * mib + 7),
+            (len(data) - 9, len(data)),
+        ]:
+            chunks = list(ranged.read_range(f"{prefix}/ranged.bin", start, end))
+            assert all(0 < len(chunk) <= mib for chunk in chunks), [len(c) for c in chunks]
+            assert b"".join(chunks) == data[start:end], (start, end)
+
+    def test_read_range_of_a_missing_object_raises(
+        self, ranged: StorageDriver, prefix: str
+    ) -> None:
+        with pytest.raises(errors.ObjectDoesNotExistError):
+            list(ranged.read_range(f"{prefix}/missing.bin", 0, 10))
