@@ -101,7 +101,7 @@ class Pushing:
 
     def kill_when_held(self, process: subprocess.Popen[bytes], at_least: int) -> int:
         """SIGKILL ``process`` once the store holds ``at_least`` bytes of its upload; the
-        bytes held then."""
+        bytes it holds once the killed process's last bytes are through."""
         held = self.held()
         deadline = time.monotonic() + 120
         while (now := held()) < at_least:
@@ -110,7 +110,8 @@ class Pushing:
             time.sleep(0.01)
         process.kill()
         process.wait()
-        return now
+        self.quiet()  # what was in flight is through: the store holds what the retry finds
+        return max(now, held())
 
     def held(self) -> Held:
         """How many bytes of unfinished uploads under the test's prefix the store holds."""
