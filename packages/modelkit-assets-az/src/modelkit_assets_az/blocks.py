@@ -46,12 +46,20 @@ def layout(size: int, block_size: int) -> list[tuple[int, int]]:
     return [(offset, min(block_size, size - offset)) for offset in range(0, size, block_size)]
 
 
+class BlobExistsError(Exception):
+    """The blob is committed already: a create-only upload would only be refused."""
+
+
 def uncommitted_ids(blob: BlobClient) -> set[str]:
-    """Ids of the blocks staged for ``blob`` and not committed (none if it has none)."""
+    """Ids of the blocks staged for ``blob`` and not committed (none if it has none);
+    BlobExistsError if it has committed blocks (a retried push whose file is there already
+    sends nothing)."""
     try:
-        _, uncommitted = blob.get_block_list("uncommitted")
+        committed, uncommitted = blob.get_block_list("all")
     except ResourceNotFoundError:
         return set()
+    if committed:
+        raise BlobExistsError(blob.blob_name)
     return {str(block.id) for block in uncommitted}
 
 

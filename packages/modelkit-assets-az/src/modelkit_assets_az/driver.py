@@ -32,7 +32,7 @@ from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.progress import HighWater
 from modelkit_assets.records import CONDITIONAL_WRITES
 
-from .blocks import upload_blocks
+from .blocks import BlobExistsError, upload_blocks
 from .client import (
     CONNECTION_STRING_ENV,
     AzureSettings,
@@ -237,15 +237,18 @@ class AzureStorageDriver(StorageDriver):
         size = os.path.getsize(file_path)
         if not overwrite and size > self.settings.max_single_put_size:
             # Large creates resume: blocks a killed push staged are kept when they match.
-            with self._translate(object_name, conflict):
-                upload_blocks(
-                    blob,
-                    file_path,
-                    size,
-                    self.settings.max_block_size,
-                    self.settings.max_concurrency,
-                    _adding_up(HighWater(on_bytes)) if on_bytes else None,
-                )
+            try:
+                with self._translate(object_name, conflict):
+                    upload_blocks(
+                        blob,
+                        file_path,
+                        size,
+                        self.settings.max_block_size,
+                        self.settings.max_concurrency,
+                        _adding_up(HighWater(on_bytes)) if on_bytes else None,
+                    )
+            except BlobExistsError:
+                raise conflict or errors.ObjectAlreadyExistsError(object_name) from None
             return
         extra: dict[str, Any] = {}
         if on_bytes:

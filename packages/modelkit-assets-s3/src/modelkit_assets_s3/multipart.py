@@ -149,14 +149,20 @@ def listed_parts(client: S3Client, bucket: str, key: str, upload_id: str) -> dic
 
 
 def find_resumable(
-    client: S3Client, bucket: str, key: str, layout: list[Part], checksum: str | None
+    client: S3Client,
+    bucket: str,
+    key: str,
+    layout: list[Part],
+    checksum: str | None,
+    uploads: list[dict[str, Any]],
 ) -> Resumable | None:
-    """The upload in progress for ``key`` worth adopting: the one holding the most parts of
-    the planned sizes (their bytes are checked later, part by part), None if there is none."""
+    """Of ``uploads`` (in progress for ``key``), the one worth adopting: the one holding the
+    most parts of the planned sizes (their bytes are checked later, part by part), None if
+    there is none."""
     sizes = {p.number: p.length for p in layout}
     best: Resumable | None = None
     best_bytes = 0
-    for upload in uploads_in_progress(client, bucket, key)[:_CANDIDATES]:
+    for upload in uploads[:_CANDIDATES]:
         if upload.get("ChecksumAlgorithm", checksum) != checksum:
             continue  # its parts carry another checksum: the completion would not match
         try:
@@ -217,7 +223,8 @@ def upload_if_absent(
     its request). UploadLostError if another process completed or aborted the upload."""
     checksum = _checksum_algorithm(client)
     layout = plan(size)
-    found = find_resumable(client, bucket, key, layout, checksum) if resume else None
+    others = uploads_in_progress(client, bucket, key) if resume else []
+    found = find_resumable(client, bucket, key, layout, checksum, others) if others else None
     if found is None:
         create_extra = {**extra_args, **({"ChecksumAlgorithm": checksum} if checksum else {})}
         created = client.create_multipart_upload(Bucket=bucket, Key=key, **create_extra)  # type: ignore[arg-type]
@@ -257,7 +264,8 @@ def upload_if_absent(
     except BaseException:
         _stop(futures)  # the upload stays, for the retry to go on from
         raise
-    abort_others(client, bucket, key, keep=found.upload_id)
+    if others:  # else the losers of a race abort their own uploads (412 above)
+        abort_others(client, bucket, key, keep=found.upload_id)
 
 
 def _stop(futures: list[Future[CompletedPartTypeDef]]) -> None:
