@@ -24,7 +24,7 @@ from typing import Final
 
 import blake3
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
 _PREFIX: Final = "mka1"
@@ -58,6 +58,8 @@ def uncommitted_ids(blob: BlobClient) -> set[str]:
         committed, uncommitted = blob.get_block_list("all")
     except ResourceNotFoundError:
         return set()
+    except HttpResponseError:
+        return set()  # not allowed to read it (a write-only SAS), or a fault: upload it all
     if committed:
         raise BlobExistsError(blob.blob_name)
     return {str(block.id) for block in uncommitted}

@@ -246,7 +246,7 @@ class GCSStorageDriver(StorageDriver):
         with resumable.exclusive(path) as ours, open(file_path, "rb") as file:
             recorded = resumable.load(path) if ours else None
             for _ in range(2):
-                upload = self._resumed(file, recorded, sent, path if ours else None)
+                upload = self._resumed(file, recorded, (endpoint, object_name), sent, path)
                 resumed = upload is not None
                 if upload is None:
                     url = self._call(
@@ -261,9 +261,12 @@ class GCSStorageDriver(StorageDriver):
                 recorded = None  # a second attempt starts afresh
                 try:
                     metadata = self._call(upload.send, object_name, conflict)
-                except errors.ObjectDoesNotExistError:
-                    if not resumed:
-                        raise
+                except resumable.SessionLostError:
+                    if not resumed:  # a session just made: the bucket went away, or worse
+                        self._call(lambda: self.client.get_bucket(self.bucket), object_name)
+                        raise errors.StorageUnavailableError(
+                            PROVIDER, f"gcs lost the upload session of {object_name!r}"
+                        ) from None
                     continue  # the session expired, or the server forgot it
                 if resumable.matches_file(metadata, size, upload.crc):
                     if ours:
@@ -279,15 +282,18 @@ class GCSStorageDriver(StorageDriver):
         self,
         file: Any,
         record: resumable.SessionRecord | None,
+        target: tuple[str, str],
         sent: HighWater,
         path: Any,
     ) -> resumable.Upload | None:
-        """The upload going on with ``record``'s session, if it is for this very upload and
-        the file still holds the bytes it confirmed; else None (its session is cancelled)."""
+        """The upload going on with ``record``'s session, if it is for this very upload
+        (``target``: endpoint and object name) and the file still holds the bytes it
+        confirmed; else None (its session is cancelled)."""
         if record is None:
             return None
+        endpoint, object_name = target
         size = os.fstat(file.fileno()).st_size
-        if record.matches(record.endpoint, self.bucket, record.object_name, size):
+        if record.matches(endpoint, self.bucket, object_name, size):
             upload = self._upload(file, record, sent, path)
             if upload.kept():
                 return upload

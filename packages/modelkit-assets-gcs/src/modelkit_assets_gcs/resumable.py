@@ -60,6 +60,10 @@ def records_dir() -> Path:
     return Path(base) / "modelkit-assets" / "gcs-uploads"
 
 
+class SessionLostError(Exception):
+    """The server no longer has the session (expired, or forgotten), or lost bytes of it."""
+
+
 @attrs.define
 class SessionRecord:
     """What a retry needs to go on with a session, and to check that it may."""
@@ -213,9 +217,11 @@ class Upload:
                     self.crc.update(chunk)
                 self.reached(size)
                 return dict(response.json())
-            persisted = _persisted(response)
-            if persisted < start or persisted > end:
-                raise http_error(500, f"GCS confirmed {persisted} bytes of {end}")
+            # More than sent (a chunk size changed since the kill): what was sent is enough
+            # to go on from, GCS ignores bytes it has. Less than it had: the session is lost.
+            persisted = min(_persisted(response), end)
+            if persisted < start:
+                raise SessionLostError(self.record.url)
             confirmed = data if persisted == end else data[: persisted - start]
             self.crc.update(confirmed)
             self.record.ranges.append([start, persisted, blake3.blake3(confirmed).hexdigest()])
@@ -235,6 +241,8 @@ class Upload:
             headers={"Content-Range": content_range},
             timeout=self.timeout,
         )
+        if response.status_code in (404, 410):
+            raise SessionLostError(self.record.url)
         if response.status_code not in (200, 201, 308):
             raise http_error(response.status_code, response.text[:200], response)
         return response

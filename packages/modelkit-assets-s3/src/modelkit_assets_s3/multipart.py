@@ -129,11 +129,15 @@ def part_matches(file_path: str, part: Part, listed: dict[str, Any]) -> str | No
 
 
 def uploads_in_progress(client: S3Client, bucket: str, key: str) -> list[dict[str, Any]]:
-    """The multipart uploads open for exactly ``key``, newest first."""
+    """The multipart uploads open for exactly ``key``, newest first; none when they cannot be
+    listed (a policy without ``s3:ListBucketMultipartUploads`` uploads as before)."""
     found: list[dict[str, Any]] = []
     paginator = client.get_paginator("list_multipart_uploads")
-    for page in paginator.paginate(Bucket=bucket, Prefix=key):
-        found.extend(dict(u) for u in page.get("Uploads", ()) if u.get("Key") == key)
+    try:
+        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+            found.extend(dict(u) for u in page.get("Uploads", ()) if u.get("Key") == key)
+    except ClientError:
+        return []
     found.sort(key=lambda u: str(u.get("Initiated", "")), reverse=True)
     return found
 
@@ -278,10 +282,7 @@ def _stop(futures: list[Future[CompletedPartTypeDef]]) -> None:
 def abort_others(client: S3Client, bucket: str, key: str, keep: str | None = None) -> None:
     """Abort the uploads in progress for ``key`` (other than ``keep``): once the object exists,
     none of them can complete. Best effort: a failure leaves them to the bucket's lifecycle."""
-    with contextlib.suppress(ClientError):
-        for upload in uploads_in_progress(client, bucket, key):
-            if upload["UploadId"] != keep:
-                with contextlib.suppress(ClientError):
-                    client.abort_multipart_upload(
-                        Bucket=bucket, Key=key, UploadId=upload["UploadId"]
-                    )
+    for upload in uploads_in_progress(client, bucket, key):
+        if upload["UploadId"] != keep:
+            with contextlib.suppress(ClientError):
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
