@@ -29,9 +29,11 @@ from azure.storage.blob import BlobServiceClient
 
 from modelkit_assets import StorageProvider, errors
 from modelkit_assets.plugins import get_registry
+from modelkit_assets_az.blocks import block_id
 from modelkit_assets_az.driver import AzureStorageDriver
 from tests.cli_runner import as_json, fails, ok
 from tests.conftest import StoreEnv
+from tests.faultproxy import FaultProxy
 from tests.servers import Backend
 from tests.servers.azure import ACCOUNT_KEY, CONTAINER, Azurite, connection_string
 from tests.servers.process import free_port
@@ -386,6 +388,41 @@ def test_create_only_holds_for_block_uploads(
     assert small_blocks.read_object(name)[0] == first
 
 
+def test_an_interrupted_large_upload_goes_on_from_the_blocks_that_match(
+    make_driver: Callable[..., Any], azurite: Azurite, prefix: str, tmp_path: Path
+) -> None:
+    """Issue 20: blocks a killed upload left uncommitted are kept when the file's bytes at
+    their offsets hash to their ids; a block of other bytes (the file changed since) and
+    blocks left by the SDK's own uploads (ids of another kind) are not. The blob has exactly
+    the file's bytes."""
+    block = 256 * 1024
+    data = os.urandom(8 * block + 100)
+    name = f"{prefix}/big"
+    blob = azurite.service_client().get_blob_client(CONTAINER, name)
+    for index in (0, 1, 2):  # what a killed push staged: 3 blocks of these bytes
+        chunk = data[index * block : (index + 1) * block]
+        blob.stage_block(block_id(index * block, chunk), chunk)
+    stale = os.urandom(block)  # staged when the file held other bytes there
+    blob.stage_block(block_id(3 * block, stale), stale)
+    blob.stage_block(f"{uuid.uuid4().int:048d}", data[4 * block : 5 * block])  # the SDK's kind
+    with FaultProxy(int(azurite.endpoint.rsplit(":", 1)[1])) as proxy:
+        driver = make_driver(
+            connection_string=connection_string(f"http://127.0.0.1:{proxy.port}"),
+            max_single_put_size=block,
+            max_block_size=block,
+        )
+        reported: list[int] = []
+        driver.create_object_with_progress(_file(tmp_path, data), name, reported.append)
+        sent = proxy.stats.bytes_up
+    assert sum(reported) == len(data)
+    assert make_driver().read_object(name)[0] == data
+    needed = len(data) - 3 * block
+    assert needed <= sent < needed + block // 2, f"{sent} bytes sent, {needed} needed"
+    committed, uncommitted = blob.get_block_list("all")
+    assert len(committed) == 9
+    assert not uncommitted
+
+
 def test_compare_and_swap_from_an_empty_blob_loses_nothing(
     driver: AzureStorageDriver, prefix: str
 ) -> None:
@@ -450,6 +487,7 @@ def _sha256(path: Path) -> str:
 #: reserves 8 bytes per body byte that are never touched, so never resident.
 _MEASURE_TRANSFERS = """
 import sys
+from modelkit_assets_az.blocks import block_id
 from modelkit_assets_az.driver import AzureStorageDriver
 
 def status(field):

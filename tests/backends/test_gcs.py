@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import blake3
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -36,6 +37,7 @@ from google.cloud import storage
 from modelkit_assets import StorageProvider, errors
 from modelkit_assets.plugins import get_registry
 from modelkit_assets.records import CONDITIONAL_WRITES
+from modelkit_assets_gcs import resumable
 from modelkit_assets_gcs.driver import GCSStorageDriver
 from tests.cli_runner import fails, ok
 from tests.servers import Backend
@@ -452,6 +454,100 @@ def test_large_files_stream_in_chunks(emulator: Backend, tmp_path: Path, prefix:
     assert max(r.body_size for r in pieces) == chunk
     assert upload_peak < 6 * chunk, upload_peak  # a few chunks, never the 24 MiB file
     assert download_peak < 4 * MiB, download_peak
+
+
+def _leave_session(
+    driver: GCSStorageDriver, name: str, size: int, sent: bytes, confirmed: bytes | None = None
+) -> resumable.SessionRecord:
+    """What a push killed midway leaves: a session holding ``sent``, and its record (which
+    says the server confirmed ``confirmed``: ``sent`` unless a test makes them differ)."""
+    url = driver._new_session(name, size)
+    if sent:
+        answer = driver.client._http.request(
+            "PUT", url, data=sent, headers={"Content-Range": f"bytes 0-{len(sent) - 1}/{size}"}
+        )
+        assert answer.status_code == 308
+    endpoint = str(driver.client._connection.API_BASE_URL)
+    held = sent if confirmed is None else confirmed
+    record = resumable.SessionRecord(
+        endpoint, driver.bucket, name, size, url, time.time(), len(held)
+    )
+    if held:
+        record.ranges.append([0, len(held), blake3.blake3(held).hexdigest()])
+    resumable.save(resumable.record_path(endpoint, driver.bucket, name, size), record)
+    return record
+
+
+@pytest.fixture
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_an_interrupted_large_upload_goes_on_with_its_recorded_session(
+    emulator: Backend, cache_home: Path, tmp_path: Path, prefix: str
+) -> None:
+    """Issue 20: the session a killed upload recorded is taken up where the server confirmed
+    it, once the file's bytes there are found to hash as recorded; only the rest is sent."""
+    driver = GCSStorageDriver(emulator.bucket, chunk_size=MiB)
+    data = os.urandom(10 * MiB + 5)
+    _leave_session(driver, f"{prefix}/big", len(data), data[: 3 * MiB])
+    log = RequestLog(driver.client)
+    reported: list[int] = []
+    driver.create_object_with_progress(
+        write(tmp_path / "big", data), f"{prefix}/big", reported.append
+    )
+    assert sum(reported) == len(data)
+    assert sum(r.body_size for r in log.matching("PUT", "upload_id=")) == len(data) - 3 * MiB
+    assert not log.matching("POST", "uploadType=resumable"), "a new session was started"
+    assert driver.read_object(f"{prefix}/big")[0] == data
+    assert not list(cache_home.rglob("*.json")), "the record of a finished upload stays"
+
+
+def test_a_recorded_session_of_other_bytes_is_not_taken_up(
+    emulator: Backend, cache_home: Path, tmp_path: Path, prefix: str
+) -> None:
+    """The file changed since the session was recorded: a new session, the whole file."""
+    driver = GCSStorageDriver(emulator.bucket, chunk_size=MiB)
+    data = os.urandom(10 * MiB)
+    _leave_session(driver, f"{prefix}/big", len(data), os.urandom(2 * MiB))
+    log = RequestLog(driver.client)
+    driver.create_object(write(tmp_path / "big", data), f"{prefix}/big")
+    assert sum(r.body_size for r in log.matching("PUT", "upload_id=")) == len(data)
+    assert driver.read_object(f"{prefix}/big")[0] == data
+
+
+def test_a_session_the_server_forgot_starts_afresh(
+    emulator: Backend, cache_home: Path, tmp_path: Path, prefix: str
+) -> None:
+    driver = GCSStorageDriver(emulator.bucket, chunk_size=MiB)
+    data = os.urandom(10 * MiB)
+    record = _leave_session(driver, f"{prefix}/big", len(data), data[:MiB])
+    record.url = record.url.replace("upload_id=", "upload_id=forgotten")
+    resumable.save(
+        resumable.record_path(record.endpoint, record.bucket, record.object_name, len(data)),
+        record,
+    )
+    log = RequestLog(driver.client)
+    driver.create_object(write(tmp_path / "big", data), f"{prefix}/big")
+    assert len(log.matching("POST", "uploadType=resumable")) == 1
+    assert driver.read_object(f"{prefix}/big")[0] == data
+
+
+def test_an_object_finished_with_other_bytes_is_made_again(
+    emulator: Backend, cache_home: Path, tmp_path: Path, prefix: str
+) -> None:
+    """The server holds more than the record says (its answer was lost in the kill):
+    fake-gcs-server appends what is sent again, the object comes out too large; it is deleted
+    and made afresh."""
+    driver = GCSStorageDriver(emulator.bucket, chunk_size=MiB)
+    data = os.urandom(10 * MiB)
+    _leave_session(driver, f"{prefix}/big", len(data), data[: 2 * MiB], data[:MiB])
+    log = RequestLog(driver.client)
+    driver.create_object(write(tmp_path / "big", data), f"{prefix}/big")
+    assert len(log.matching("POST", "uploadType=resumable")) == 1  # the second attempt
+    assert len(log.matching("DELETE", f"{prefix}")) == 1  # of the object made too large
+    assert driver.read_object(f"{prefix}/big")[0] == data
 
 
 def test_bad_settings_are_configuration_errors(emulator: Backend) -> None:

@@ -343,6 +343,66 @@ def test_large_create_only_upload_refuses_an_existing_object(
     assert (tmp_path / "out").read_bytes() == first.read_bytes()
 
 
+def _leave_upload(server: S3Server, key: str, parts: dict[int, bytes]) -> str:
+    """What a push killed midway leaves: an open multipart upload holding ``parts``."""
+    client = server.client()
+    upload_id = client.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm="CRC32")[
+        "UploadId"
+    ]
+    for number, body in parts.items():
+        client.upload_part(
+            Bucket=BUCKET,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ChecksumAlgorithm="CRC32",
+        )
+    return str(upload_id)
+
+
+def test_an_interrupted_large_upload_goes_on_from_the_parts_that_match(
+    server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """Issue 20: the parts an interrupted upload left are kept when the local bytes at their
+    offsets hash to them; a part holding other bytes (the file changed since) is sent again,
+    and the object has exactly the file's bytes. No upload is left open afterwards."""
+    part = MULTIPART_THRESHOLD
+    source = _file(tmp_path, 4 * part + 1000, "model.bin")
+    data = source.read_bytes()
+    key = f"{prefix}/big"
+    stale = bytes(b ^ 0xFF for b in data[2 * part : 2 * part + 64]) + data[2 * part + 64 : 3 * part]
+    _leave_upload(server, key, {1: data[:part], 2: data[part : 2 * part], 3: stale})
+    _leave_upload(server, key, {1: os.urandom(part)})  # another one, of other bytes
+    port = int(server.endpoint.rsplit(":", 1)[1])
+    with FaultProxy(port) as proxy:
+        driver = _driver(server, endpoint_url=f"http://127.0.0.1:{proxy.port}")
+        reported: list[int] = []
+        driver.create_object_with_progress(str(source), key, reported.append)
+        sent = proxy.stats.bytes_up
+    assert sum(reported) == len(data)
+    _driver(server).download_object(key, str(tmp_path / "out"))
+    assert (tmp_path / "out").read_bytes() == data
+    resent = len(data) - 2 * part  # parts 3 (stale), 4 and 5
+    assert resent <= sent < resent + part // 2, f"{sent} bytes sent, {resent} needed"
+    uploads = server.client().list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
+    assert not uploads.get("Uploads"), "uploads of the key were left open"
+
+
+def test_an_interrupted_upload_of_a_changed_file_keeps_no_part(
+    server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """Every part left is of an earlier content: none is kept, whatever its size says."""
+    part = MULTIPART_THRESHOLD
+    old = os.urandom(2 * part + 10)
+    source = _file(tmp_path, 2 * part + 10, "model.bin")
+    key = f"{prefix}/big"
+    _leave_upload(server, key, {1: old[:part], 2: old[part : 2 * part]})
+    _driver(server).create_object(str(source), key)
+    _driver(server).download_object(key, str(tmp_path / "out"))
+    assert (tmp_path / "out").read_bytes() == source.read_bytes()
+
+
 def test_large_file_is_pushed_and_fetched_in_parts(
     server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prefix: str
 ) -> None:

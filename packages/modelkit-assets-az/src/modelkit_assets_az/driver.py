@@ -4,7 +4,9 @@ Conditional writes are atomic on the service: create-only is ``If-None-Match: *`
 ``overwrite=False``, answered 409 ``BlobAlreadyExists``), compare-and-swap is ``If-Match`` on the
 ETag read with the data (answered 412 ``ConditionNotMet``). An object is never deleted and
 re-uploaded: readers would find it missing in between. Large files move in blocks and ranged GETs
-with ``max_concurrency`` connections, streamed between the file and the network.
+with ``max_concurrency`` connections, streamed between the file and the network. A large
+create-only upload stages blocks whose ids say what they hold, and keeps those a killed push left
+uncommitted when the file's bytes match them (see :mod:`.blocks`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.progress import HighWater
 from modelkit_assets.records import CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY
 
+from .blocks import BlobExistsError, upload_blocks
 from .client import (
     CONNECTION_STRING_ENV,
     AzureSettings,
@@ -67,6 +70,22 @@ def _error_code(exc: HttpResponseError) -> str:
     if isinstance(code, enum.Enum):
         return str(code.value)
     return str(code or "")
+
+
+def _adding_up(sent: HighWater) -> Callable[[int], None]:
+    """An ``on_bytes`` for threads that each report their own block: the counts are added up
+    into positions for ``sent``, so that a retry of the whole upload counts nothing twice."""
+    total = 0
+    lock = threading.Lock()
+
+    def on_block(count: int) -> None:
+        nonlocal total
+        with lock:
+            total += count
+            position = total
+        sent.reached(position)
+
+    return on_block
 
 
 def _one_line(exc: BaseException) -> str:
@@ -284,6 +303,22 @@ class AzureStorageDriver(StorageDriver):
         on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         blob = self._blob(object_name)
+        size = os.path.getsize(file_path)
+        if not overwrite and size > self.settings.max_single_put_size:
+            # Large creates resume: blocks a killed push staged are kept when they match.
+            try:
+                with self._translate(object_name, conflict):
+                    upload_blocks(
+                        blob,
+                        file_path,
+                        size,
+                        self.settings.max_block_size,
+                        self.settings.max_concurrency,
+                        _adding_up(HighWater(on_bytes)) if on_bytes else None,
+                    )
+            except BlobExistsError:
+                raise conflict or errors.ObjectAlreadyExistsError(object_name) from None
+            return
         extra: dict[str, Any] = {}
         if on_bytes:
             sent = HighWater(on_bytes)  # the hook gives totals, which restart on a retry

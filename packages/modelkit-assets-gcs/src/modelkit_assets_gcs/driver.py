@@ -19,6 +19,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, ClassVar, Final, TypeVar
 
@@ -36,10 +37,11 @@ from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.hashing import digest_file
 from modelkit_assets.meta import FileDigest
-from modelkit_assets.progress import HighWater
+from modelkit_assets.progress import HighWater, ignore_bytes
 from modelkit_assets.records import CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY
 from modelkit_assets.retry import FIRST_BACKOFF_S, MAX_BACKOFF_S
 
+from . import resumable
 from .client import CREDENTIALS_ENV, build_client
 from .settings import GCSStorageDriverSettings
 from .translate import PROVIDER, translate
@@ -50,6 +52,9 @@ T = TypeVar("T")
 
 #: Piece size of resumable uploads: memory used per upload, and bytes per request.
 DEFAULT_CHUNK_SIZE: Final = 16 * 1024 * 1024
+#: Files past this size are sent as resumable uploads that a retry goes on with (the SDK's
+#: own threshold between one-request and resumable uploads).
+_RESUMABLE_THRESHOLD: Final = 8 * 1024 * 1024
 #: GCS wants resumable pieces in multiples of 256 KiB.
 _CHUNK_QUANTUM: Final = 256 * 1024
 #: Bytes per request of a ranged read: the SDK's public API answers a range whole, in memory.
@@ -267,7 +272,13 @@ class GCSStorageDriver(StorageDriver):
         self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
     ) -> None:
         """Reports the file as the SDK reads it: each ``chunk_size`` piece of a resumable
-        upload (a retry that seeks back counts nothing twice)."""
+        upload (a retry that seeks back counts nothing twice). Past 8 MiB, the upload goes on
+        with the session an interrupted upload of these bytes recorded (see
+        :mod:`.resumable`)."""
+        size = os.path.getsize(file_path)
+        if size > _RESUMABLE_THRESHOLD:
+            self._create_resumable(file_path, size, object_name, on_bytes)
+            return
         # Past 8 MiB this is a resumable upload: GCS checks the precondition when the upload
         # finishes (fake-gcs-server does not check it there: see the tests).
         blob = self._blob(object_name, self._chunk_size)
@@ -283,6 +294,121 @@ class GCSStorageDriver(StorageDriver):
                 ),
                 object_name,
                 conflict=lambda: errors.ObjectAlreadyExistsError(object_name),
+            )
+
+    def _create_resumable(
+        self,
+        file_path: str,
+        size: int,
+        object_name: str,
+        on_bytes: Callable[[int], None] | None,
+    ) -> None:
+        """A create-only resumable upload that goes on with a recorded session whose
+        confirmed bytes the file still holds, else with a new one; a finished object whose
+        size or CRC32C differs from the file's is deleted and made again, once."""
+        endpoint = str(getattr(self.client._connection, "API_BASE_URL", ""))
+        path = resumable.record_path(endpoint, self.bucket, object_name, size)
+        sent = HighWater(on_bytes or ignore_bytes)
+        conflict = lambda: errors.ObjectAlreadyExistsError(object_name)  # noqa: E731
+        with resumable.exclusive(path) as ours, open(file_path, "rb") as file:
+            recorded = resumable.load(path) if ours else None
+            for _ in range(2):
+                upload = self._resumed(file, recorded, (endpoint, object_name), sent, path)
+                resumed = upload is not None
+                if upload is None:
+                    url = self._call(
+                        lambda: self._new_session(object_name, size), object_name, conflict
+                    )
+                    record = resumable.SessionRecord(
+                        endpoint, self.bucket, object_name, size, url, time.time()
+                    )
+                    upload = self._upload(file, record, sent, path if ours else None)
+                    if ours:
+                        resumable.save(path, record)
+                recorded = None  # a second attempt starts afresh
+                try:
+                    metadata = self._call(upload.send, object_name, conflict)
+                except resumable.SessionLostError:
+                    if not resumed:  # a session just made: the bucket went away, or worse
+                        self._call(lambda: self.client.get_bucket(self.bucket), object_name)
+                        raise errors.StorageUnavailableError(
+                            PROVIDER, f"gcs lost the upload session of {object_name!r}"
+                        ) from None
+                    continue  # the session expired, or the server forgot it
+                if resumable.matches_file(metadata, size, upload.crc):
+                    if ours:
+                        resumable.forget(path)
+                    return
+                self._discard(object_name, metadata)
+        raise errors.StorageDriverError(
+            f"gcs stored {object_name!r} with other bytes than {file_path!r} twice "
+            "(did the file change during the upload?)"
+        )
+
+    def _resumed(
+        self,
+        file: Any,
+        record: resumable.SessionRecord | None,
+        target: tuple[str, str],
+        sent: HighWater,
+        path: Any,
+    ) -> resumable.Upload | None:
+        """The upload going on with ``record``'s session, if it is for this very upload
+        (``target``: endpoint and object name) and the file still holds the bytes it
+        confirmed; else None (its session is cancelled)."""
+        if record is None:
+            return None
+        endpoint, object_name = target
+        size = os.fstat(file.fileno()).st_size
+        if record.matches(endpoint, self.bucket, object_name, size):
+            upload = self._upload(file, record, sent, path)
+            if upload.kept():
+                return upload
+        with contextlib.suppress(Exception):
+            self.client._http.request("DELETE", record.url, timeout=self._request_timeout)
+        return None
+
+    def _upload(
+        self, file: Any, record: resumable.SessionRecord, sent: HighWater, path: Any
+    ) -> resumable.Upload:
+        return resumable.Upload(
+            session=self.client._http,
+            file=file,
+            record=record,
+            chunk_size=self._chunk_size,
+            timeout=self._request_timeout,
+            retry=self._retry,
+            reached=sent.reached,
+            save=(lambda r: resumable.save(path, r)) if path is not None else (lambda r: None),
+        )
+
+    def _new_session(self, object_name: str, size: int) -> str:
+        """A new resumable session for a create-only upload of ``size`` bytes (GCS checks
+        ``ifGenerationMatch=0`` when the upload finishes)."""
+        url: str = self._blob(object_name).create_resumable_upload_session(
+            content_type="application/octet-stream",
+            size=size,
+            timeout=self._request_timeout,
+            checksum=None,
+            if_generation_match=0,
+            retry=self._retry,
+        )
+        return url
+
+    def _discard(self, object_name: str, metadata: dict[str, Any]) -> None:
+        """Delete the object an upload just made with the wrong bytes (that very generation:
+        nothing else)."""
+        generation = metadata.get("generation")
+        blob = self._blob(object_name)
+        with contextlib.suppress(errors.ObjectDoesNotExistError, errors.PreconditionFailedError):
+            self._call(
+                lambda: blob.delete(
+                    if_generation_match=int(generation) if generation else None,
+                    retry=self._retry_if_generation,
+                    timeout=self._request_timeout,
+                ),
+                object_name,
+                conflict=lambda: errors.PreconditionFailedError(object_name),
             )
 
     def create_bytes(self, data: bytes, object_name: str) -> None:

@@ -37,13 +37,14 @@ from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.hashing import digest_file, new_hasher
 from modelkit_assets.meta import FileDigest
+from modelkit_assets.progress import HighWater
 from modelkit_assets.ranged import download_in_ranges
 from modelkit_assets.records import CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY
 
 from .copy import copy_if_absent
 from .errors import PROVIDER, error_code, http_status, is_missing, is_precondition_failed, translate
 from .errors import redact_url as _redact_url
-from .multipart import MULTIPART_THRESHOLD, upload_if_absent
+from .multipart import MULTIPART_THRESHOLD, UploadLostError, upload_if_absent
 from .settings import S3Settings, S3StorageDriverSettings
 
 if TYPE_CHECKING:
@@ -431,15 +432,29 @@ class S3StorageDriver(StorageDriver):
         with contextlib.suppress(ClientError):
             self.client.head_object(Bucket=self.bucket, Key=object_name)
             raise errors.ObjectAlreadyExistsError(object_name)
-        upload_if_absent(
-            self.client,
-            self._part_pool(),
-            file_path,
-            size,
-            self.bucket,
-            object_name,
-            self.settings.upload_args,
-            on_part=on_bytes,
+        # A killed push left its upload open: it is adopted, and only the parts missing (or
+        # no longer matching the file) are sent. Lost to another process (which completed or
+        # aborted it), the upload either made the object, or starts afresh once.
+        sent = HighWater(on_bytes) if on_bytes else None  # a fresh start counts nothing twice
+        for resume in (True, False):
+            try:
+                upload_if_absent(
+                    self.client,
+                    self._part_pool(),
+                    file_path,
+                    size,
+                    self.bucket,
+                    object_name,
+                    self.settings.upload_args,
+                    on_part=_positions(sent) if sent else None,
+                    resume=resume,
+                )
+                return
+            except UploadLostError:
+                if self.exists(object_name):
+                    raise errors.ObjectAlreadyExistsError(object_name) from None
+        raise errors.StorageUnavailableError(
+            PROVIDER, f"the multipart upload of {object_name!r} was aborted by another client"
         )
 
     def copy_object(self, source_name: str, object_name: str) -> int:
@@ -513,6 +528,22 @@ class S3StorageDriver(StorageDriver):
             **self.settings.upload_args,  # type: ignore[arg-type]
             **condition,  # type: ignore[arg-type]
         )
+
+
+def _positions(sent: HighWater) -> Callable[[int], None]:
+    """An ``on_part`` that adds each part up into positions for ``sent``, so that parts
+    reported again by a fresh start are not counted twice."""
+    total = 0
+    lock = threading.Lock()
+
+    def on_part(count: int) -> None:
+        nonlocal total
+        with lock:
+            total += count
+            position = total
+        sent.reached(position)
+
+    return on_part
 
 
 def _object_size(response: Any) -> int:
