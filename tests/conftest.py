@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,9 @@ from tests.servers import BACKENDS, Backend
 # credentials: keep every lookup on loopback. Set before google.auth is first imported.
 os.environ["NO_GCE_CHECK"] = "true"
 os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+# Records the drivers keep in the user's cache (GCS upload sessions) go to a folder of the run's
+# own, for every process the tests start: a test cut off midway leaves nothing in ~/.cache.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="modelkit-assets-tests-cache-")
 
 pytest_plugins = [
     "tests.servers.s3",
