@@ -4,7 +4,8 @@ differ from its source.
 
 On network stores the bytes the update sends are counted on the wire by the fault proxy; the
 local provider has no wire, so there the reuse count of ``update --json`` and the copies made
-(files of their own, not links) are checked. Target (issue 20): an update of a 16 MiB, 9-file
+(files of their own, not links) are checked. Files of 1 MiB and less are uploaded, not copied
+(see :data:`modelkit_assets.push.COPY_MIN`). Target (issue 20): an update of a 16 MiB, 9-file
 folder with one small file changed sends under 10 % of the folder's bytes.
 """
 
@@ -100,23 +101,35 @@ def test_an_update_of_one_small_file_sends_under_10_percent_of_the_folder(
     )
 
 
+def test_unchanged_small_files_are_uploaded_not_copied(
+    backend: Backend, store_env: StoreEnv, tmp_path: Path
+) -> None:
+    """At most 1 MiB, an upload (one request, the bytes held) beats a copy (two or three)."""
+    source = make_tree(tmp_path / "model", {"big.bin": MiB + 1, "small.bin": MiB, "c.txt": 10})
+    ok("new", str(source), "model", "--yes")
+    make_file(source / "c.txt", 10)
+    info = update_json(source, "model")
+    assert (info["reused_files"], info["reused_bytes"]) == (1, MiB + 1)
+    assert digests(fetched("model:0.1")) == digests(source)
+
+
 @pytest.mark.parametrize("damage", ["deleted", "truncated", "replaced by a longer object"])
 def test_a_base_object_missing_or_resized_in_the_store_is_uploaded_instead(
     backend: Backend, store_env: StoreEnv, tmp_path: Path, damage: str
 ) -> None:
     """Never a version pointing at missing or other bytes: the file is uploaded."""
-    source = make_tree(tmp_path / "model", {"a.bin": 300 * KIB, "b.bin": 200 * KIB, "c.txt": 10})
+    source = make_tree(tmp_path / "model", {"a.bin": 3 * MiB, "b.bin": 2 * MiB, "c.txt": 10})
     store = StorageProvider()
     store.new(str(source), "model")
     base = store.part_object_name("model", "0.0", "a.bin")
     if damage == "deleted":
         store.driver.delete_object(base)
     else:
-        size = 100 * KIB if damage == "truncated" else 400 * KIB
+        size = MiB + 1 if damage == "truncated" else 4 * MiB
         store.driver.upload_object(str(make_file(tmp_path / "damaged", size)), base)
     make_file(source / "c.txt", 10)
     info = update_json(source, "model")
-    assert (info["reused_files"], info["reused_bytes"]) == (1, 200 * KIB)  # b.bin only
+    assert (info["reused_files"], info["reused_bytes"]) == (1, 2 * MiB)  # b.bin only
     assert digests(fetched("model:0.1")) == digests(source)
 
 
@@ -128,10 +141,10 @@ def test_a_base_object_corrupted_in_place_is_never_served(
     as it refuses them in the base version."""
     if backend.provider != "local":
         pytest.skip("the same on every store; the local one corrupts an object in place")
-    source = make_tree(tmp_path / "model", {"a.bin": 300 * KIB, "c.txt": 10})
+    source = make_tree(tmp_path / "model", {"a.bin": 2 * MiB, "c.txt": 10})
     StorageProvider().new(str(source), "model")
     base = Path(backend.bucket) / store_env.prefix / "model" / "0.0" / "a.bin"
-    base.write_bytes(b"z" * 300 * KIB)
+    base.write_bytes(b"z" * 2 * MiB)
     make_file(source / "c.txt", 10)
     assert update_json(source, "model")["reused_files"] == 1
     with pytest.raises(errors.ModelkitAssetsError, match=r"a\.bin"):
