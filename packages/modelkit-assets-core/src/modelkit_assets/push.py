@@ -58,8 +58,9 @@ logger = logging.getLogger(__name__)
 #: (the files a scan holds the bytes of, :data:`~modelkit_assets.hashing.SMALL`) are uploaded
 #: from those bytes, one request each, batched. A copy is two or three requests without a body
 #: (the source's size, the target's absence, the copy): an update of 1000 unchanged 10 KiB
-#: files took 5.2 s copied against 2.7 s uploaded on SeaweedFS, 9.1 against 5.6 on
-#: fake-gcs-server (bench/incremental.py).
+#: files took 5.2 and 6.5 s copied against 2.7 and 2.9 s uploaded on SeaweedFS (two runs of
+#: bench/incremental.py); on fake-gcs-server and Azurite the runs varied too much on a shared
+#: 2-core machine to tell (9 to 18 s copied, 6 to 21 s uploaded).
 COPY_MIN: Final = 1024 * 1024
 
 
