@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from modelkit_assets import errors
+from modelkit_assets import StorageProvider, errors
 from modelkit_assets_s3 import copy
 from modelkit_assets_s3.multipart import MiB
-from tests.backends.test_s3 import _driver, _file, kms_key, server
+from tests.backends.test_s3 import _driver, _env, _file, kms_key, server
 from tests.servers.s3 import BUCKET, S3Server
 
 __all__ = ["kms_key", "server"]
@@ -139,3 +139,27 @@ def test_copies_are_sse_kms_with_the_configured_key(
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"].endswith(kms_key)
     assert head["ContentLength"] == size
+
+
+def test_an_update_copies_unchanged_files_with_the_kms_key(
+    moto_server: S3Server,
+    kms_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    prefix: str,
+) -> None:
+    _env(monkeypatch, {**moto_server.env, "AWS_KMS_KEY_ID": kms_key}, tmp_path)
+    directory = tmp_path / "dir"
+    directory.mkdir()
+    _file(directory, 2 * MiB, "weights.bin")
+    (directory / "config.json").write_text("{}")
+    store = StorageProvider(prefix=prefix)
+    store.new(str(directory), "kms/asset")
+    (directory / "config.json").write_text('{"changed": true}')
+    plan = store.update_next(str(directory), "kms/asset")
+    assert (plan.version, plan.reused_files) == ("0.1", 1)
+    head = moto_server.client().head_object(
+        Bucket=BUCKET, Key=store.part_object_name("kms/asset", "0.1", "weights.bin")
+    )
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"].endswith(kms_key)

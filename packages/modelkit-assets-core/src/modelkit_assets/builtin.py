@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .hookspecs import hookimpl
-from .records import CONDITIONAL_WRITES, RANGED_READS, StorageDriverPlugin, VersioningSystemPlugin
+from .records import (
+    CONDITIONAL_WRITES,
+    RANGED_READS,
+    SERVER_SIDE_COPY,
+    StorageDriverPlugin,
+    VersioningSystemPlugin,
+)
 
 
 @hookimpl
@@ -13,7 +19,7 @@ def modelkit_assets_storage_drivers() -> Iterator[StorageDriverPlugin]:
     yield StorageDriverPlugin(
         name="local",
         driver="modelkit_assets.drivers.local:LocalStorageDriver",
-        capabilities={CONDITIONAL_WRITES, RANGED_READS},
+        capabilities={CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY},
         description="a local folder used as the bucket",
     )
 

@@ -35,7 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -53,6 +53,15 @@ if TYPE_CHECKING:
     from .store import AssetIndex, StorageProvider
 
 logger = logging.getLogger(__name__)
+
+#: Unchanged files larger than this are copied inside the store by an update; smaller ones
+#: (the files a scan holds the bytes of, :data:`~modelkit_assets.hashing.SMALL`) are uploaded
+#: from those bytes, one request each, batched. A copy is two or three requests without a body
+#: (the source's size, the target's absence, the copy): an update of 1000 unchanged 10 KiB
+#: files took 5.2 and 6.5 s copied against 2.7 and 2.9 s uploaded on SeaweedFS (two runs of
+#: bench/incremental.py); on fake-gcs-server and Azurite the runs varied too much on a shared
+#: 2-core machine to tell (9 to 18 s copied, 6 to 21 s uploaded).
+COPY_MIN: Final = 1024 * 1024
 
 
 @attrs.frozen
@@ -186,7 +195,8 @@ class Pusher:
 
     def reusable(self, name: str, base_version: str | None, source: LocalSource) -> dict[str, str]:
         """``{part: object of base_version with the same size and digest}`` for the files an
-        update can copy inside the store instead of uploading them."""
+        update copies inside the store instead of uploading them (those past
+        :data:`COPY_MIN`)."""
         if base_version is None or not self.driver.supports(SERVER_SIDE_COPY):
             return {}
         try:
@@ -198,9 +208,11 @@ class Pusher:
             by_digest.setdefault(digest, base_part)
         reuse: dict[str, str] = {}
         for file in source.files:
+            if file.digest.size <= COPY_MIN or file.part in source.staged:
+                continue
             same_name = base.digests.get(file.part) == file.digest
             found = file.part if same_name else by_digest.get(file.digest)
-            if found is not None and file.part not in source.staged:
+            if found is not None:
                 reuse[file.part] = self.store.part_object_name(name, base_version, found)
         return reuse
 
