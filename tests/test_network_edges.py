@@ -9,13 +9,18 @@ Every test runs against a real server (SeaweedFS, fake-gcs-server, Azurite) thro
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from modelkit_assets import AssetsManager, StorageProvider
+from modelkit_assets import AssetsManager, StorageProvider, errors
 from tests.conftest import StoreEnv
 from tests.faultproxy import Faults
 from tests.guarantees.assets import KIB, make_tree, tree_bytes
@@ -91,3 +96,100 @@ def test_bodies_that_break_off_are_retried_until_the_fetch_succeeds(
     assert tree_bytes(fetched) == tree_bytes(tree)
     assert stats.resets == RESETS, stats
     print("core retries:", sum("retrying" in r.getMessage() for r in caplog.records))
+
+
+# -- a dead endpoint (issue 16 item 10) ---------------------------------------------------------
+
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def endpoint_env(provider: str, url: str) -> dict[str, str]:
+    """The environment that points ``provider`` at ``url``."""
+    if provider == "s3":
+        return {
+            "S3_ENDPOINT": url,
+            "AWS_ACCESS_KEY_ID": "key",
+            "AWS_SECRET_ACCESS_KEY": "secret",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    if provider == "gcs":
+        return {"STORAGE_EMULATOR_HOST": url}
+    return {
+        "AZURE_STORAGE_CONNECTION_STRING": (
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={url}/devstoreaccount1;"
+        )
+    }
+
+
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A loopback port bound but not listening: connections to it are refused (and no other
+    process can take it while the test runs)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def run_cli(env: dict[str, str], *args: str) -> tuple[int, list[tuple[float, str]], float]:
+    """``modelkit assets ARGS`` in a process of its own: exit code, stderr lines with the
+    time each arrived (seconds since the start), and the time it took."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelkit_assets", "assets", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        text=True,
+    )
+    assert process.stderr is not None
+    lines = [(time.monotonic() - started, line.rstrip("\n")) for line in process.stderr]
+    code = process.wait(timeout=60)
+    return code, lines, time.monotonic() - started
+
+
+@pytest.mark.parametrize("provider", ["s3", "gcs", "az"])
+def test_a_dead_endpoint_is_reported_at_once_and_given_up_on_soon(
+    provider: str, dead_port: int, tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{dead_port}"
+    env = {
+        **endpoint_env(provider, url),
+        "MODELKIT_STORAGE_PROVIDER": provider,
+        "MODELKIT_STORAGE_BUCKET": "bucket",
+        "MODELKIT_ASSETS_DIR": str(tmp_path),
+    }
+    code, lines, took = run_cli(env, "fetch", "cat/name")
+    assert code != 0
+    assert took < 15, lines
+    text = "\n".join(line for _, line in lines)
+    assert "Traceback" not in text
+    errors_ = [line for _, line in lines if line.startswith("Error")]
+    assert len(errors_) == 1, text
+    assert url in errors_[0], errors_[0]
+    assert "refused" in errors_[0], errors_[0]
+    warnings = [(at, line) for at, line in lines if line.startswith("WARNING")]
+    assert warnings, text
+    at, first = warnings[0]
+    assert at < 3, (at, first)  # at once: not after the retries
+    assert "refused" in first, first
+    assert "for up to 10 s" in first, first
+
+
+@pytest.mark.parametrize("provider", ["s3", "gcs", "az"])
+def test_the_api_waits_for_a_refused_connection_as_long_as_it_is_told(
+    provider: str, dead_port: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``refused_timeout_s`` bounds the core's retries of a refused connection on a store with
+    a long timeout (the drivers do not retry it themselves: they would use the whole
+    timeout)."""
+    for key, value in endpoint_env(provider, f"http://127.0.0.1:{dead_port}").items():
+        monkeypatch.setenv(key, value)
+    store = StorageProvider(provider, "bucket", timeout_s=120, refused_timeout_s=1.5)
+    started = time.monotonic()
+    with pytest.raises(errors.StorageUnavailableError) as info:
+        store.get_versions_info("cat/name")
+    assert time.monotonic() - started < 6
+    assert info.value.refused

@@ -14,6 +14,7 @@ import enum
 import io
 import os
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Final
 
@@ -125,6 +126,11 @@ class AzureStorageDriver(StorageDriver):
                     self._container = self._service.get_container_client(self.bucket)
         return self._container
 
+    def _endpoint(self) -> str:
+        """``scheme://host:port`` of the blob service (no secret is in it)."""
+        url = urllib.parse.urlsplit(self._container_client().url)
+        return f"{url.scheme}://{url.netloc}"
+
     def _blob(self, object_name: str) -> BlobClient:
         return self._container_client().get_blob_client(object_name)
 
@@ -145,6 +151,13 @@ class AzureStorageDriver(StorageDriver):
         except HttpResponseError as exc:
             raise self._mapped(exc, object_name, conflict) from None
         except AzureError as exc:  # no answer: connection refused, timeout, reset...
+            if errors.is_connection_refused(exc):
+                raise errors.StorageUnavailableError(
+                    _NAME,
+                    f"the endpoint {self._endpoint()} refused the connection (check the "
+                    f"BlobEndpoint of {CONNECTION_STRING_ENV})",
+                    refused=True,
+                ) from None
             raise errors.StorageUnavailableError(
                 _NAME, f"{_one_line(exc)} (retried for up to {self.timeout_s:g} s)"
             ) from None

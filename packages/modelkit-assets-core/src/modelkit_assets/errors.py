@@ -51,6 +51,8 @@ are one line that says what happened and what to do next; they never carry secre
 
 from __future__ import annotations
 
+import errno
+
 
 class ModelkitAssetsError(Exception):
     """Base class of every error raised on purpose by modelkit-assets."""
@@ -425,11 +427,45 @@ class IncompatibleConfigurationError(ConfigurationError, StorageDriverError):
 
 
 class StorageUnavailableError(StorageDriverError):
-    """The store could not be reached, or kept failing, within the retry budget."""
+    """The store could not be reached, or kept failing, within the retry budget.
 
-    def __init__(self, driver: str, detail: str) -> None:
+    ``refused`` says the endpoint refused the connection (nothing listens there): the core then
+    gives up after its ``refused_timeout_s``, if one is set (the CLI's few seconds), instead of
+    the whole storage timeout. Drivers set it with :func:`is_connection_refused`.
+    """
+
+    def __init__(self, driver: str, detail: str, *, refused: bool = False) -> None:
         self.driver = driver
+        self.refused = refused
         ModelkitAssetsError.__init__(self, f"{driver} storage unavailable: {detail}")
+
+
+def is_connection_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` comes of a refused TCP connection (``ECONNREFUSED``), however an SDK
+    wrapped it: its causes and contexts, the ``reason`` of urllib3's errors, the
+    ``inner_exception`` of Azure's, the ``error`` of botocore's, and their arguments."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or (
+            isinstance(current, OSError) and current.errno == errno.ECONNREFUSED
+        ):
+            return True
+        kwargs = getattr(current, "kwargs", None)
+        linked = [
+            current.__cause__,
+            current.__context__,
+            getattr(current, "reason", None),
+            getattr(current, "inner_exception", None),
+            *current.args,
+            *(kwargs.values() if isinstance(kwargs, dict) else ()),
+        ]
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+    return False
 
 
 class LockTimeoutError(ModelkitAssetsError):

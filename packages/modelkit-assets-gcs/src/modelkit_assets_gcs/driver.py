@@ -28,6 +28,7 @@ from google.cloud.storage.constants import _DEFAULT_TIMEOUT
 from google.cloud.storage.retry import (
     DEFAULT_RETRY,
     ConditionalRetryPolicy,
+    _should_retry,
     is_generation_specified,
 )
 
@@ -96,8 +97,12 @@ class GCSStorageDriver(StorageDriver):
         self._page_size = page_size
         # The SDK's delays (1 s, doubled up to 60 s) would spend the whole budget on a few
         # broken bodies, leaving the core no time for its own retries: the core's are used.
-        self._retry = DEFAULT_RETRY.with_timeout(max(0.0, timeout_s)).with_delay(
-            initial=FIRST_BACKOFF_S, maximum=MAX_BACKOFF_S, multiplier=2.0
+        # A refused connection is not the SDK's to retry: the core retries it, for no longer
+        # than its refused-connection budget (the CLI's few seconds).
+        self._retry = (
+            DEFAULT_RETRY.with_timeout(max(0.0, timeout_s))
+            .with_delay(initial=FIRST_BACKOFF_S, maximum=MAX_BACKOFF_S, multiplier=2.0)
+            .with_predicate(_retried_by_the_sdk)
         )
         self._retry_if_generation = ConditionalRetryPolicy(
             self._retry, is_generation_specified, ["query_params"]
@@ -338,6 +343,11 @@ class GCSStorageDriver(StorageDriver):
             return True  # allowed to read objects but not bucket metadata: the bucket is there
         self._bucket_seen = exists
         return exists
+
+
+def _retried_by_the_sdk(exc: Exception) -> bool:
+    """The SDK's own predicate, but for refused connections (see ``self._retry``)."""
+    return bool(_should_retry(exc)) and not errors.is_connection_refused(exc)
 
 
 def _generation(token: str | None, object_name: str) -> int | None:

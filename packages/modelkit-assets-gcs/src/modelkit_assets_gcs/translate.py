@@ -53,7 +53,9 @@ def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | No
     if isinstance(exc, api.RetryError):
         cause = exc.cause if exc.cause is not None else exc
         return errors.StorageUnavailableError(
-            PROVIDER, f"{exc.message.rstrip('.')} while retrying: {detail(cause)}"
+            PROVIDER,
+            f"{exc.message.rstrip('.')} while retrying: {detail(cause)}",
+            refused=errors.is_connection_refused(cause),
         )
     if isinstance(exc, api.NotFound):
         return errors.BucketDoesNotExistError(PROVIDER, bucket)
@@ -68,7 +70,9 @@ def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | No
             PROVIDER, bucket, f"the store wants credentials: {detail(exc)}"
         )
     if is_transient(exc):
-        return errors.StorageUnavailableError(PROVIDER, detail(exc))
+        refused = errors.is_connection_refused(exc)
+        where = " (check STORAGE_EMULATOR_HOST)" if refused and _emulated() else ""
+        return errors.StorageUnavailableError(PROVIDER, detail(exc) + where, refused=refused)
     if isinstance(exc, DataCorruption):
         return errors.StorageDriverError(
             f"{PROVIDER} transfer failed its checksum ({_one_line(str(exc))}); retry it"
@@ -76,6 +80,13 @@ def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | No
     if isinstance(exc, (api.GoogleAPIError, auth.GoogleAuthError, requests.RequestException)):
         return errors.StorageDriverError(f"{PROVIDER} request failed: {detail(exc)}")
     return None
+
+
+def _emulated() -> bool:
+    """Whether the SDK talks to an emulator (``STORAGE_EMULATOR_HOST``), not to Google."""
+    import os
+
+    return bool(os.environ.get("STORAGE_EMULATOR_HOST"))
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -142,7 +142,10 @@ def translate(
             PROVIDER, f"{action} failed with {code} after retries"
         )
     if isinstance(exc, _UNREACHABLE):
-        return errors.StorageUnavailableError(PROVIDER, _unreachable_detail(exc, action))
+        refused = errors.is_connection_refused(exc)
+        return errors.StorageUnavailableError(
+            PROVIDER, _unreachable_detail(exc, action, refused), refused=refused
+        )
     if isinstance(exc, boto.ParamValidationError):
         return errors.ConfigurationError(f"invalid s3 {action}: {_one_line(str(exc))}")
     what = f" of {object_name!r}" if object_name else ""
@@ -153,12 +156,31 @@ def translate(
     )
 
 
-def _unreachable_detail(exc: Exception, action: str) -> str:
+def _unreachable_detail(exc: Exception, action: str, refused: bool) -> str:
     endpoint = getattr(exc, "kwargs", {}).get("endpoint_url")
-    where = f" {redact_url(str(endpoint))}" if endpoint else ""
+    where = f" {_origin(redact_url(str(endpoint)))}" if endpoint else ""
+    if refused:
+        return f"{action}: the endpoint{where} refused the connection (check S3_ENDPOINT)"
     return (
         f"{action} could not reach the endpoint{where} ({type(exc).__name__}), even after retries"
     )
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of a request's URL: the endpoint, without bucket and key."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
+
+
+def no_retry_when_refused(
+    caught_exception: BaseException | None = None, **_: object
+) -> bool | None:
+    """A ``needs-retry`` handler, called before botocore's own: a refused connection is not
+    retried by botocore (False stops it), but raised at once as a refused
+    StorageUnavailableError, for the core to retry within its refused-connection budget."""
+    if caught_exception is not None and errors.is_connection_refused(caught_exception):
+        return False
+    return None
 
 
 def _message(exc: Exception) -> str:

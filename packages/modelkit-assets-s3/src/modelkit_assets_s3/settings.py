@@ -19,6 +19,8 @@ import attrs
 
 from modelkit_assets import errors
 
+from .errors import no_retry_when_refused
+
 if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_s3 import S3Client
@@ -168,4 +170,8 @@ class S3Settings:
         except ValueError as exc:  # botocore rejects some endpoint URLs with a ValueError
             raise errors.ConfigurationError(f"cannot configure the s3 client: {exc}") from None
         continue_header.install(client)
+        client.meta.events.register_first(
+            "needs-retry.s3",
+            no_retry_when_refused,  # type: ignore[arg-type]  # botocore uses its answer
+        )
         return client
