@@ -193,3 +193,64 @@ def test_the_api_waits_for_a_refused_connection_as_long_as_it_is_told(
         store.get_versions_info("cat/name")
     assert time.monotonic() - started < 6
     assert info.value.refused
+
+
+# -- an endpoint that answers, but not as the store (issue 16, "Messages") ----------------------
+
+SETTING = {
+    "s3": "check S3_ENDPOINT",
+    "gcs": "check STORAGE_EMULATOR_HOST",
+    "az": "check the BlobEndpoint of AZURE_STORAGE_CONNECTION_STRING",
+}
+
+
+@pytest.fixture
+def web_server(tmp_path: Path) -> Iterator[str]:
+    """``python -m http.server`` on a free loopback port: a plain web server."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (tmp_path / "www").mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path / "www",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "http.server did not start"
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_an_endpoint_that_is_a_plain_web_server_is_a_configuration_error(
+    cloud: Backend, cloud_env: StoreEnv, web_server: str, tmp_path: Path
+) -> None:
+    """One line naming the endpoint and the setting, for fetch and list; the copy in the cache
+    is not served instead (a wrong setting is not a network fault)."""
+    source = tmp_path / "weights.bin"
+    source.write_bytes(os.urandom(1000))
+    StorageProvider().new(str(source), "weights")
+    cached = AssetsManager().fetch_asset("weights")  # unpinned: a later fetch asks the store
+    env = {**cloud_env.env, **endpoint_env(cloud.provider, web_server)}
+    for args in (("fetch", "weights"), ("list",)):
+        code, lines, _ = run_cli(env, *args)
+        text = "\n".join(line for _, line in lines)
+        assert code == 1, text
+        assert "Traceback" not in text
+        assert [line for _, line in lines if line.strip()] == [
+            line for _, line in lines if line.startswith("Error")
+        ], text
+        (line,) = lines
+        assert f"the endpoint {web_server} does not answer as" in line[1], line
+        assert line[1].endswith(SETTING[cloud.provider]), line
+        assert cached not in text

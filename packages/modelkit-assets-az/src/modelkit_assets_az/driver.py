@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import io
+import logging
 import os
 import threading
 import urllib.parse
@@ -41,6 +42,17 @@ from .client import (
 )
 
 _NAME: Final = "az"
+
+
+class _ForeignAnswerNoise(logging.Filter):
+    """Drops the SDK's warning about an error body it cannot decode: the driver reports that
+    answer itself, in one line (see ``_foreign_answer``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unexpected return type")
+
+
+logging.getLogger("azure.storage.blob._shared.response_handlers").addFilter(_ForeignAnswerNoise())
 _CONFLICT_CODES: Final = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 _DENIED_STATUSES: Final = frozenset({401, 403})
 _TRANSIENT_STATUSES: Final = frozenset({408, 429})
@@ -169,6 +181,9 @@ class AzureStorageDriver(StorageDriver):
         conflict: errors.StorageDriverError | None,
     ) -> errors.StorageDriverError:
         code, status = _error_code(exc), exc.status_code
+        foreign = self._foreign_answer(exc)
+        if foreign is not None:
+            return foreign
         if conflict is not None and status in (409, 412) and code in _CONFLICT_CODES:
             return conflict
         if code == "ContainerNotFound":
@@ -186,6 +201,24 @@ class AzureStorageDriver(StorageDriver):
         return errors.StorageDriverError(
             f"az request{what} in container {self.bucket!r} failed with {status} "
             f"{code}: {_one_line(exc)}"
+        )
+
+    def _foreign_answer(self, exc: HttpResponseError) -> errors.StorageDriverError | None:
+        """An error answered without the ``x-ms-request-id`` header that the blob service
+        and Azurite send with every answer: some other web server is at the BlobEndpoint."""
+        response, status = exc.response, exc.status_code
+        if response is None or status is None or status < 400 or (500 <= status != 501):
+            return None
+        headers = getattr(response, "headers", None) or {}
+        if "x-ms-request-id" in headers:
+            return None
+        kind = str(headers.get("content-type", "")).split(";")[0].strip() or "no type"
+        return errors.NotAStoreEndpointError(
+            _NAME,
+            self._endpoint(),
+            "an Azure blob",
+            f"HTTP {status} in {kind}",
+            f"the BlobEndpoint of {CONNECTION_STRING_ENV}",
         )
 
     # -- the interface ---------------------------------------------------------------------------

@@ -13,8 +13,10 @@ The tree::
     │   ├── InvalidSettingError              a setting's value is malformed (also ValueError)
     │   ├── AssetsDirDoesNotExistError       MODELKIT_ASSETS_DIR is not a directory
     │   │                                    (also FileNotFoundError, as modelkit raises)
-    │   └── IncompatibleConfigurationError   the assets dir lies inside the store it fetches
-    │                                        from (also a StorageDriverError, as in modelkit)
+    │   ├── IncompatibleConfigurationError   the assets dir lies inside the store it fetches
+    │   │                                    from (also a StorageDriverError, as in modelkit)
+    │   └── NotAStoreEndpointError           the endpoint answers, but not as the store's
+    │                                        service (also a StorageDriverError)
     ├── AssetsManagerError                   modelkit's base of asset errors
     │   ├── InvalidAssetSpecError            a spec string that cannot be parsed
     │   │   ├── InvalidNameError
@@ -424,6 +426,21 @@ class RemoteAssetDoesNotExistError(AssetDoesNotExistError, ObjectDoesNotExistErr
 class IncompatibleConfigurationError(ConfigurationError, StorageDriverError):
     """The assets dir lies inside the store's bucket and prefix: fetches would write into
     the store (a StorageDriverError, as modelkit raises)."""
+
+
+class NotAStoreEndpointError(ConfigurationError, StorageDriverError):
+    """The configured endpoint answers HTTP, but not as the storage service does (a web server,
+    a wrong port): a setting to fix, not a network fault, so never retried nor answered from
+    the cache."""
+
+    def __init__(self, driver: str, endpoint: str, service: str, answer: str, setting: str) -> None:
+        self.driver = driver
+        self.endpoint = endpoint
+        ModelkitAssetsError.__init__(
+            self,
+            f"the endpoint {endpoint} does not answer as {service} server ({answer}); "
+            f"check {setting}",
+        )
 
 
 class StorageUnavailableError(StorageDriverError):

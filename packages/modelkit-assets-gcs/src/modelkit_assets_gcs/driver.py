@@ -41,7 +41,7 @@ from modelkit_assets.records import CONDITIONAL_WRITES, RANGED_READS
 from modelkit_assets.retry import FIRST_BACKOFF_S, MAX_BACKOFF_S
 
 from .client import CREDENTIALS_ENV, build_client
-from .translate import PROVIDER, translate
+from .translate import PROVIDER, foreign_answer, translate
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "GCSStorageDriver"]
 
@@ -312,6 +312,9 @@ class GCSStorageDriver(StorageDriver):
         try:
             return func()
         except api.NotFound as exc:
+            foreign = foreign_answer(exc)
+            if foreign is not None:
+                raise foreign from None
             error = self._not_found(object_name)
             cause: BaseException = exc
         except api.PreconditionFailed as exc:
@@ -321,6 +324,9 @@ class GCSStorageDriver(StorageDriver):
                 ) from exc
             raise conflict() from exc
         except Exception as exc:
+            foreign = foreign_answer(exc)
+            if foreign is not None:
+                raise foreign from None
             translated = translate(exc, self.bucket)
             if translated is None:
                 raise

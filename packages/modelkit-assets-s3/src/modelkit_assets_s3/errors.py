@@ -24,7 +24,7 @@ server's message (cut to one short line). Nothing from the credentials is ever i
 from __future__ import annotations
 
 import urllib.parse
-from typing import Final
+from typing import Any, Final
 
 from botocore import exceptions as boto
 from s3transfer.exceptions import RetriesExceededError
@@ -170,6 +170,31 @@ def _origin(url: str) -> str:
     """``scheme://host:port`` of a request's URL: the endpoint, without bucket and key."""
     parts = urllib.parse.urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
+
+
+def refuse_foreign_answers(http_response: Any = None, model: Any = None, **_: object) -> None:
+    """An ``after-call`` handler: an error page in HTML or plain text, without any of the
+    ``x-amz-*`` headers S3 servers send, comes from some other web server at S3_ENDPOINT (S3
+    errors are XML ``<Error>`` documents): say so, rather than "no such bucket". Answers to
+    HEAD have no body to tell (moto answers them in text/html, without ``x-amz-*``)."""
+    if http_response is None or str(getattr(model, "name", "")).startswith("Head"):
+        return
+    status = int(http_response.status_code)
+    if status < 400 or (status >= 500 and status != 501):
+        return  # 5xx: a proxy in front of the store may be failing for a moment
+    headers = http_response.headers
+    if any(str(key).lower().startswith("x-amz-") for key in headers):
+        return
+    kind = str(headers.get("content-type", "")).split(";")[0].strip().lower()
+    if kind not in ("text/html", "text/plain") or b"<Error" in (http_response.content or b""):
+        return
+    raise errors.NotAStoreEndpointError(
+        PROVIDER,
+        _origin(redact_url(str(http_response.url))),
+        "an S3",
+        f"HTTP {status} in {kind}",
+        "S3_ENDPOINT",
+    )
 
 
 def no_retry_when_refused(

@@ -19,7 +19,7 @@ import attrs
 
 from modelkit_assets import errors
 
-from .errors import no_retry_when_refused
+from .errors import no_retry_when_refused, refuse_foreign_answers
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -174,4 +174,5 @@ class S3Settings:
             "needs-retry.s3",
             no_retry_when_refused,  # type: ignore[arg-type]  # botocore uses its answer
         )
+        client.meta.events.register("after-call.s3", refuse_foreign_answers)
         return client
