@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -254,3 +255,74 @@ def test_an_endpoint_that_is_a_plain_web_server_is_a_configuration_error(
         assert f"the endpoint {web_server} does not answer as" in line[1], line
         assert line[1].endswith(SETTING[cloud.provider]), line
         assert cached not in text
+
+
+# -- progress counts the bytes that arrived (issue 16 item 9) -----------------------------------
+
+
+class SampledProgress:
+    """A TransferProgress whose byte count is compared, as it goes, with what the proxy
+    carried: every sample pairs the bytes reported with the bytes on the wire since."""
+
+    def __init__(self, proxy: ProxyInjector, direction: str) -> None:
+        self.proxy, self.direction = proxy, direction
+        self.lock = threading.Lock()
+        self.total = self.reported = 0
+        self.samples: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def start(self, description: str, total_bytes: int, total_files: int) -> None:
+        self.total = total_bytes
+        self._thread.start()
+
+    def advance(self, nbytes: int = 0, files: int = 0) -> None:
+        with self.lock:
+            self.reported += nbytes
+
+    def finish(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            with self.lock:
+                reported = self.reported  # read first: the wire can only be further along
+            self.samples.append((reported, getattr(self.proxy.stats, self.direction)))
+
+
+def check_progress(progress: SampledProgress, total: int) -> None:
+    """The bar moved with the bytes on the wire, never ahead of them, and ended at the total,
+    each byte counted once (the link reset some connections on the way)."""
+    assert progress.total == total
+    assert progress.reported == total  # retried bytes are not counted twice
+    ahead = [(reported, wire) for reported, wire in progress.samples if reported > wire]
+    assert not ahead, ahead[:5]
+    midway = [r for r, _ in progress.samples if 0.1 * total < r < 0.8 * total]
+    assert midway, progress.samples[::5]
+
+
+PROGRESS_TREE = {"large.bin": 12 * MIB, "medium.bin": 5 * MIB, "small.txt": 4 * KIB}
+
+
+def test_progress_shows_the_bytes_received_and_sent(
+    proxied: ProxyInjector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELKIT_STORAGE_TIMEOUT_S", "60")
+    tree = make_tree(tmp_path / "model", PROGRESS_TREE)
+    total = sum(PROGRESS_TREE.values())
+    slow = Faults(resets=2, reset_after=(2 * MIB, 3 * MIB), bytes_per_s=3 * MIB)
+
+    proxied.set(slow)
+    pushing = SampledProgress(proxied, "bytes_up")
+    StorageProvider().new(str(tree), "model", progress=pushing)
+    pushed = proxied.stats
+    check_progress(pushing, total)
+
+    proxied.set(slow)
+    manager = AssetsManager()
+    manager.progress = fetching = SampledProgress(proxied, "bytes_down")
+    assert tree_bytes(manager.fetch_asset("model:0.0")) == tree_bytes(tree)
+    fetched = proxied.stats
+    check_progress(fetching, total)
+    assert (pushed.resets, fetched.resets) == (2, 2)

@@ -231,17 +231,19 @@ class GCSStorageDriver(StorageDriver):
     def create_reporting(
         self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
     ) -> None:
-        """Reports the file as the SDK reads it: each ``chunk_size`` piece of a resumable
-        upload (a retry that seeks back counts nothing twice)."""
+        """Reports each ``chunk_size`` piece of a resumable upload as GCS acknowledges it, and
+        the rest once the upload is done (a retry that seeks back counts nothing twice)."""
         # Past 8 MiB this is a resumable upload: GCS checks the precondition when the upload
         # finishes (fake-gcs-server does not check it there: see the tests).
         blob = self._blob(object_name, self._chunk_size)
+        sent = HighWater(on_bytes) if on_bytes is not None else None
         with open(file_path, "rb") as f:
-            source: Any = f if on_bytes is None else _ReportingReader(f, HighWater(on_bytes))
+            source: Any = f if sent is None else _ReportingReader(f, sent)
+            size = os.fstat(f.fileno()).st_size
             self._call(
                 lambda: blob.upload_from_file(
                     source,
-                    size=os.fstat(f.fileno()).st_size,
+                    size=size,
                     if_generation_match=0,
                     retry=self._retry_if_generation,
                     timeout=self._request_timeout,
@@ -249,6 +251,8 @@ class GCSStorageDriver(StorageDriver):
                 object_name,
                 conflict=lambda: errors.ObjectAlreadyExistsError(object_name),
             )
+        if sent is not None:
+            sent.reached(size)
 
     def create_bytes(self, data: bytes, object_name: str) -> None:
         """One upload of bytes already read, create-only."""
@@ -372,16 +376,30 @@ def _generation(token: str | None, object_name: str) -> int | None:
 
 
 class _ReportingReader:
-    """A binary file that tells a :class:`HighWater` how far it has been read."""
+    """A binary file that tells a :class:`HighWater` how far GCS has received it.
+
+    The SDK reads each piece of a resumable upload, sends it, and reads the next one only once
+    GCS has acknowledged it: a read reports what the reads before it covered (the last piece
+    is reported by the caller, once the upload is done). Reporting what was read would run a
+    whole piece (16 MiB) ahead of the network.
+    """
 
     def __init__(self, file: BinaryIO, sent: HighWater) -> None:
         self._file = file
         self._sent = sent
+        self._read_up_to = file.tell()
 
     def read(self, size: int = -1) -> bytes:
+        self._sent.reached(self._read_up_to)
         data = self._file.read(size)
-        self._sent.reached(self._file.tell())
+        self._read_up_to = self._file.tell()
         return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """A retry seeks back: what the next read reports starts from there."""
+        position = self._file.seek(offset, whence)
+        self._read_up_to = position
+        return position
 
     def __getattr__(self, name: str) -> Any:  # seek, tell, name... as the file has them
         return getattr(self._file, name)
