@@ -135,6 +135,8 @@ class DeadlineRetry(ExponentialRetry):
         error: AzureError | None = None,
     ) -> bool:
         retry = super().increment(settings, request, response, error)
+        if error is not None and errors.is_connection_refused(error):
+            return False  # the core retries it, within its refused-connection budget
         return retry and time.monotonic() < settings["deadline"]
 
     def get_backoff_time(self, settings: dict[str, Any]) -> float:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import enum
 import io
+import logging
 import os
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Final
 
@@ -52,6 +54,17 @@ _NO_CREDENTIALS: Final = (
 )
 #: The time budget of a client built from a configuration that does not say.
 _DEFAULT_TIMEOUT_S: Final = 300.0
+
+
+class _ForeignAnswerNoise(logging.Filter):
+    """Drops the SDK's warning about an error body it cannot decode: the driver reports that
+    answer itself, in one line (see ``_foreign_answer``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unexpected return type")
+
+
+logging.getLogger("azure.storage.blob._shared.response_handlers").addFilter(_ForeignAnswerNoise())
 _CONFLICT_CODES: Final = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 _DENIED_STATUSES: Final = frozenset({401, 403})
 _TRANSIENT_STATUSES: Final = frozenset({408, 429})
@@ -208,6 +221,11 @@ class AzureStorageDriver(StorageDriver):
                     self._container = service.get_container_client(self.bucket)
         return self._container
 
+    def _endpoint(self) -> str:
+        """``scheme://host:port`` of the blob service (no secret is in it)."""
+        url = urllib.parse.urlsplit(self._container_client().url)
+        return f"{url.scheme}://{url.netloc}"
+
     def _blob(self, object_name: str) -> BlobClient:
         return self._container_client().get_blob_client(object_name)
 
@@ -228,6 +246,13 @@ class AzureStorageDriver(StorageDriver):
         except HttpResponseError as exc:
             raise self._mapped(exc, object_name, conflict) from None
         except AzureError as exc:  # no answer: connection refused, timeout, reset...
+            if errors.is_connection_refused(exc):
+                raise errors.StorageUnavailableError(
+                    _NAME,
+                    f"the endpoint {self._endpoint()} refused the connection (check the "
+                    f"BlobEndpoint of {CONNECTION_STRING_ENV})",
+                    refused=True,
+                ) from None
             raise errors.StorageUnavailableError(
                 _NAME, f"{_one_line(exc)} (retried for up to {self.timeout_s:g} s)"
             ) from None
@@ -239,6 +264,9 @@ class AzureStorageDriver(StorageDriver):
         conflict: errors.StorageDriverError | None,
     ) -> errors.StorageDriverError:
         code, status = _error_code(exc), exc.status_code
+        foreign = self._foreign_answer(exc)
+        if foreign is not None:
+            return foreign
         if conflict is not None and status in (409, 412) and code in _CONFLICT_CODES:
             return conflict
         if code == "ContainerNotFound":
@@ -256,6 +284,24 @@ class AzureStorageDriver(StorageDriver):
         return errors.StorageDriverError(
             f"az request{what} in container {self.bucket!r} failed with {status} "
             f"{code}: {_one_line(exc)}"
+        )
+
+    def _foreign_answer(self, exc: HttpResponseError) -> errors.StorageDriverError | None:
+        """An error answered without the ``x-ms-request-id`` header that the blob service
+        and Azurite send with every answer: some other web server is at the BlobEndpoint."""
+        response, status = exc.response, exc.status_code
+        if response is None or status is None or status < 400 or (500 <= status != 501):
+            return None
+        headers = getattr(response, "headers", None) or {}
+        if "x-ms-request-id" in headers:
+            return None
+        kind = str(headers.get("content-type", "")).split(";")[0].strip() or "no type"
+        return errors.NotAStoreEndpointError(
+            _NAME,
+            self._endpoint(),
+            "an Azure blob",
+            f"HTTP {status} in {kind}",
+            f"the BlobEndpoint of {CONNECTION_STRING_ENV}",
         )
 
     # -- the interface ---------------------------------------------------------------------------

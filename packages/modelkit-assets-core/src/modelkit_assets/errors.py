@@ -15,8 +15,10 @@ The tree::
     │   │                                    (also TypeError, as for an unknown argument)
     │   ├── AssetsDirDoesNotExistError       MODELKIT_ASSETS_DIR is not a directory
     │   │                                    (also FileNotFoundError, as modelkit raises)
-    │   └── IncompatibleConfigurationError   the assets dir lies inside the store it fetches
-    │                                        from (also a StorageDriverError, as in modelkit)
+    │   ├── IncompatibleConfigurationError   the assets dir lies inside the store it fetches
+    │   │                                    from (also a StorageDriverError, as in modelkit)
+    │   └── NotAStoreEndpointError           the endpoint answers, but not as the store's
+    │                                        service (also a StorageDriverError)
     ├── AssetsManagerError                   modelkit's base of asset errors
     │   ├── InvalidAssetSpecError            a spec string that cannot be parsed
     │   │   ├── InvalidNameError
@@ -52,6 +54,8 @@ are one line that says what happened and what to do next; they never carry secre
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class ModelkitAssetsError(Exception):
@@ -439,12 +443,61 @@ class IncompatibleConfigurationError(ConfigurationError, StorageDriverError):
     the store (a StorageDriverError, as modelkit raises)."""
 
 
-class StorageUnavailableError(StorageDriverError):
-    """The store could not be reached, or kept failing, within the retry budget."""
+class NotAStoreEndpointError(ConfigurationError, StorageDriverError):
+    """The configured endpoint answers HTTP, but not as the storage service does (a web server,
+    a wrong port): a setting to fix, not a network fault, so never retried nor answered from
+    the cache."""
 
-    def __init__(self, driver: str, detail: str) -> None:
+    def __init__(self, driver: str, endpoint: str, service: str, answer: str, setting: str) -> None:
         self.driver = driver
+        self.endpoint = endpoint
+        ModelkitAssetsError.__init__(
+            self,
+            f"the endpoint {endpoint} does not answer as {service} server ({answer}); "
+            f"check {setting}",
+        )
+
+
+class StorageUnavailableError(StorageDriverError):
+    """The store could not be reached, or kept failing, within the retry budget.
+
+    ``refused`` says the endpoint refused the connection (nothing listens there): the core then
+    gives up after its ``refused_timeout_s``, if one is set (the CLI's few seconds), instead of
+    the whole storage timeout. Drivers set it with :func:`is_connection_refused`.
+    """
+
+    def __init__(self, driver: str, detail: str, *, refused: bool = False) -> None:
+        self.driver = driver
+        self.refused = refused
         ModelkitAssetsError.__init__(self, f"{driver} storage unavailable: {detail}")
+
+
+def is_connection_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` comes of a refused TCP connection (``ECONNREFUSED``), however an SDK
+    wrapped it: its causes and contexts, the ``reason`` of urllib3's errors, the
+    ``inner_exception`` of Azure's, the ``error`` of botocore's, and their arguments."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or (
+            isinstance(current, OSError) and current.errno == errno.ECONNREFUSED
+        ):
+            return True
+        kwargs = getattr(current, "kwargs", None)
+        linked = [
+            current.__cause__,
+            current.__context__,
+            getattr(current, "reason", None),
+            getattr(current, "inner_exception", None),
+            *current.args,
+            *(kwargs.values() if isinstance(kwargs, dict) else ()),
+        ]
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+    return False
 
 
 class LockTimeoutError(ModelkitAssetsError):

@@ -12,7 +12,11 @@ only, the calls that are safe to repeat:
   and the push protocol in :mod:`.store` recognises its own earlier write by its content.
 
 Attempts stop once ``timeout_s`` (``MODELKIT_STORAGE_TIMEOUT_S``) has passed since the first
-one; the last error is then raised as it is.
+one; the last error is then raised as it is. A refused connection (nothing listens at the
+endpoint: ``StorageUnavailableError.refused``) stops sooner when ``refused_timeout_s`` is set:
+the CLI sets a few seconds, as a person is waiting and a dead endpoint is more often a wrong
+setting than an outage. The first failure is logged at WARNING at once, with how long the
+retries will go on, so that a dead store is never a silent wait.
 """
 
 from __future__ import annotations
@@ -34,18 +38,50 @@ FIRST_BACKOFF_S: Final = 0.1
 MAX_BACKOFF_S: Final = 5.0
 
 
-def retry_transient(call: Callable[[], T], timeout_s: float, what: str) -> T:
-    """``call()``, repeated while it raises StorageUnavailableError and time is left."""
-    deadline = time.monotonic() + timeout_s
+def retry_transient(
+    call: Callable[[], T], timeout_s: float, what: str, refused_timeout_s: float | None = None
+) -> T:
+    """``call()``, repeated while it raises StorageUnavailableError and time is left (no more
+    than ``refused_timeout_s`` for a refused connection, when set)."""
+    started = time.monotonic()
     backoff = FIRST_BACKOFF_S
+    warned = False
     while True:
         try:
             return call()
         except errors.StorageUnavailableError as exc:
-            remaining = deadline - time.monotonic()
+            budget = _budget(exc, timeout_s, refused_timeout_s)
+            remaining = started + budget - time.monotonic()
             if remaining <= 0:
                 raise
             pause = min(random.uniform(backoff / 2, backoff), remaining)
-            logger.info("%s failed (%s); retrying in %.2f s", what, exc, pause)
+            if warned:
+                logger.info("%s failed (%s); retrying in %.2f s", what, exc, pause)
+            else:
+                logger.warning(
+                    "%s failed (%s); retrying in %.2f s, for up to %s",
+                    what,
+                    exc,
+                    pause,
+                    _how_long(exc, budget, refused_timeout_s),
+                )
+                warned = True
             time.sleep(pause)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+def _budget(
+    exc: errors.StorageUnavailableError, timeout_s: float, refused_timeout_s: float | None
+) -> float:
+    if getattr(exc, "refused", False) and refused_timeout_s is not None:
+        return min(timeout_s, refused_timeout_s)
+    return timeout_s
+
+
+def _how_long(
+    exc: errors.StorageUnavailableError, budget: float, refused_timeout_s: float | None
+) -> str:
+    """How long the retries go on, and which setting says so."""
+    if getattr(exc, "refused", False) and refused_timeout_s is not None:
+        return f"{budget:g} s, as nothing answers there (MODELKIT_STORAGE_TIMEOUT_S waits longer)"
+    return f"{budget:g} s (MODELKIT_STORAGE_TIMEOUT_S)"

@@ -134,7 +134,7 @@ class StorageProvider:
 
     def retry(self, call: Callable[[], T], what: str) -> T:
         """``call()``, retried on transient faults within the storage timeout."""
-        return retry_transient(call, self.timeout, what)
+        return retry_transient(call, self.timeout, what, self.refused_timeout)
 
     _retry = retry
 

@@ -29,6 +29,7 @@ from google.cloud.storage.constants import _DEFAULT_TIMEOUT
 from google.cloud.storage.retry import (
     DEFAULT_RETRY,
     ConditionalRetryPolicy,
+    _should_retry,
     is_generation_specified,
 )
 
@@ -44,7 +45,7 @@ from modelkit_assets.retry import FIRST_BACKOFF_S, MAX_BACKOFF_S
 from . import resumable
 from .client import CREDENTIALS_ENV, build_client
 from .settings import GCSStorageDriverSettings
-from .translate import PROVIDER, translate
+from .translate import PROVIDER, foreign_answer, translate
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "GCSStorageDriver"]
 
@@ -112,8 +113,12 @@ class GCSStorageDriver(StorageDriver):
         self._page_size = page_size
         # The SDK's delays (1 s, doubled up to 60 s) would spend the whole budget on a few
         # broken bodies, leaving the core no time for its own retries: the core's are used.
-        self._retry = DEFAULT_RETRY.with_timeout(max(0.0, timeout_s)).with_delay(
-            initial=FIRST_BACKOFF_S, maximum=MAX_BACKOFF_S, multiplier=2.0
+        # A refused connection is not the SDK's to retry: the core retries it, for no longer
+        # than its refused-connection budget (the CLI's few seconds).
+        self._retry = (
+            DEFAULT_RETRY.with_timeout(max(0.0, timeout_s))
+            .with_delay(initial=FIRST_BACKOFF_S, maximum=MAX_BACKOFF_S, multiplier=2.0)
+            .with_predicate(_retried_by_the_sdk)
         )
         self._retry_if_generation = ConditionalRetryPolicy(
             self._retry, is_generation_specified, ["query_params"]
@@ -271,10 +276,10 @@ class GCSStorageDriver(StorageDriver):
     def create_reporting(
         self, file_path: str, object_name: str, on_bytes: Callable[[int], None] | None
     ) -> None:
-        """Reports the file as the SDK reads it: each ``chunk_size`` piece of a resumable
-        upload (a retry that seeks back counts nothing twice). Past 8 MiB, the upload goes on
-        with the session an interrupted upload of these bytes recorded (see
-        :mod:`.resumable`)."""
+        """Reports each ``chunk_size`` piece of a resumable upload as GCS acknowledges it, and
+        the rest once the upload is done (a retry that seeks back counts nothing twice). Past
+        8 MiB, the upload goes on with the session an interrupted upload of these bytes
+        recorded (see :mod:`.resumable`)."""
         size = os.path.getsize(file_path)
         if size > _RESUMABLE_THRESHOLD:
             self._create_resumable(file_path, size, object_name, on_bytes)
@@ -282,12 +287,14 @@ class GCSStorageDriver(StorageDriver):
         # Past 8 MiB this is a resumable upload: GCS checks the precondition when the upload
         # finishes (fake-gcs-server does not check it there: see the tests).
         blob = self._blob(object_name, self._chunk_size)
+        sent = HighWater(on_bytes) if on_bytes is not None else None
         with open(file_path, "rb") as f:
-            source: Any = f if on_bytes is None else _ReportingReader(f, HighWater(on_bytes))
+            source: Any = f if sent is None else _ReportingReader(f, sent)
+            size = os.fstat(f.fileno()).st_size
             self._call(
                 lambda: blob.upload_from_file(
                     source,
-                    size=os.fstat(f.fileno()).st_size,
+                    size=size,
                     if_generation_match=0,
                     retry=self._retry_if_generation,
                     timeout=self._request_timeout,
@@ -295,6 +302,8 @@ class GCSStorageDriver(StorageDriver):
                 object_name,
                 conflict=lambda: errors.ObjectAlreadyExistsError(object_name),
             )
+        if sent is not None:
+            sent.reached(size)
 
     def _create_resumable(
         self,
@@ -504,6 +513,9 @@ class GCSStorageDriver(StorageDriver):
         try:
             return func()
         except api.NotFound as exc:
+            foreign = foreign_answer(exc)
+            if foreign is not None:
+                raise foreign from None
             error = self._not_found(object_name)
             cause: BaseException = exc
         except api.PreconditionFailed as exc:
@@ -513,6 +525,9 @@ class GCSStorageDriver(StorageDriver):
                 ) from exc
             raise conflict() from exc
         except Exception as exc:
+            foreign = foreign_answer(exc)
+            if foreign is not None:
+                raise foreign from None
             translated = translate(exc, self.bucket)
             if translated is None:
                 raise
@@ -537,6 +552,11 @@ class GCSStorageDriver(StorageDriver):
         return exists
 
 
+def _retried_by_the_sdk(exc: Exception) -> bool:
+    """The SDK's own predicate, but for refused connections (see ``self._retry``)."""
+    return bool(_should_retry(exc)) and not errors.is_connection_refused(exc)
+
+
 def _generation(token: str | None, object_name: str) -> int | None:
     """The generation a version token stands for (tokens are generations, as strings)."""
     if token is None:
@@ -553,16 +573,30 @@ def _generation(token: str | None, object_name: str) -> int | None:
 
 
 class _ReportingReader:
-    """A binary file that tells a :class:`HighWater` how far it has been read."""
+    """A binary file that tells a :class:`HighWater` how far GCS has received it.
+
+    The SDK reads each piece of a resumable upload, sends it, and reads the next one only once
+    GCS has acknowledged it: a read reports what the reads before it covered (the last piece
+    is reported by the caller, once the upload is done). Reporting what was read would run a
+    whole piece (16 MiB) ahead of the network.
+    """
 
     def __init__(self, file: BinaryIO, sent: HighWater) -> None:
         self._file = file
         self._sent = sent
+        self._read_up_to = file.tell()
 
     def read(self, size: int = -1) -> bytes:
+        self._sent.reached(self._read_up_to)
         data = self._file.read(size)
-        self._sent.reached(self._file.tell())
+        self._read_up_to = self._file.tell()
         return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """A retry seeks back: what the next read reports starts from there."""
+        position = self._file.seek(offset, whence)
+        self._read_up_to = position
+        return position
 
     def __getattr__(self, name: str) -> Any:  # seek, tell, name... as the file has them
         return getattr(self._file, name)

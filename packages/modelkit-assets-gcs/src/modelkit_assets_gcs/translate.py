@@ -43,6 +43,30 @@ _ERRNO: Final = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 _REQUEST_PREFIX: Final = re.compile(r"^(?:\d{3} )?[A-Z]+ \S+: ")
 
 
+def foreign_answer(exc: BaseException) -> errors.NotAStoreEndpointError | None:
+    """The error for an answer from some other web server than GCS (or its emulator): an
+    error page in HTML without the ``x-guploader-uploadid`` header Google's servers send (GCS
+    answers errors in JSON, or in text with that header; fake-gcs-server in JSON or plain
+    text). None for any other exception."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if not isinstance(status, int) or status < 400 or (status >= 500 and status != 501):
+        return None
+    headers = getattr(response, "headers", None) or {}
+    kind = str(headers.get("content-type", "")).split(";")[0].strip().lower()
+    if "x-guploader-uploadid" in headers or kind != "text/html":
+        return None
+    url = urllib.parse.urlsplit(str(getattr(response, "url", "") or ""))
+    emulator = _emulated()
+    return errors.NotAStoreEndpointError(
+        PROVIDER,
+        f"{url.scheme}://{url.netloc}",
+        "a GCS" if not emulator else "a GCS (emulator)",
+        f"HTTP {status} in {kind}",
+        "STORAGE_EMULATOR_HOST" if emulator else "HTTPS_PROXY and what lies between you and Google",
+    )
+
+
 def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | None:
     """The modelkit-assets error for ``exc``; None if it is not a storage fault."""
     import requests
@@ -53,7 +77,9 @@ def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | No
     if isinstance(exc, api.RetryError):
         cause = exc.cause if exc.cause is not None else exc
         return errors.StorageUnavailableError(
-            PROVIDER, f"{exc.message.rstrip('.')} while retrying: {detail(cause)}"
+            PROVIDER,
+            f"{exc.message.rstrip('.')} while retrying: {detail(cause)}",
+            refused=errors.is_connection_refused(cause),
         )
     if isinstance(exc, api.NotFound):
         return errors.BucketDoesNotExistError(PROVIDER, bucket)
@@ -68,7 +94,9 @@ def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | No
             PROVIDER, bucket, f"the store wants credentials: {detail(exc)}"
         )
     if is_transient(exc):
-        return errors.StorageUnavailableError(PROVIDER, detail(exc))
+        refused = errors.is_connection_refused(exc)
+        where = " (check STORAGE_EMULATOR_HOST)" if refused and _emulated() else ""
+        return errors.StorageUnavailableError(PROVIDER, detail(exc) + where, refused=refused)
     if isinstance(exc, DataCorruption):
         return errors.StorageDriverError(
             f"{PROVIDER} transfer failed its checksum ({_one_line(str(exc))}); retry it"
@@ -76,6 +104,13 @@ def translate(exc: BaseException, bucket: str) -> errors.StorageDriverError | No
     if isinstance(exc, (api.GoogleAPIError, auth.GoogleAuthError, requests.RequestException)):
         return errors.StorageDriverError(f"{PROVIDER} request failed: {detail(exc)}")
     return None
+
+
+def _emulated() -> bool:
+    """Whether the SDK talks to an emulator (``STORAGE_EMULATOR_HOST``), not to Google."""
+    import os
+
+    return bool(os.environ.get("STORAGE_EMULATOR_HOST"))
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -24,7 +24,7 @@ server's message (cut to one short line). Nothing from the credentials is ever i
 from __future__ import annotations
 
 import urllib.parse
-from typing import Final
+from typing import Any, Final
 
 from botocore import exceptions as boto
 from s3transfer.exceptions import RetriesExceededError
@@ -142,7 +142,10 @@ def translate(
             PROVIDER, f"{action} failed with {code} after retries"
         )
     if isinstance(exc, _UNREACHABLE):
-        return errors.StorageUnavailableError(PROVIDER, _unreachable_detail(exc, action))
+        refused = errors.is_connection_refused(exc)
+        return errors.StorageUnavailableError(
+            PROVIDER, _unreachable_detail(exc, action, refused), refused=refused
+        )
     if isinstance(exc, boto.ParamValidationError):
         return errors.ConfigurationError(f"invalid s3 {action}: {_one_line(str(exc))}")
     what = f" of {object_name!r}" if object_name else ""
@@ -153,12 +156,56 @@ def translate(
     )
 
 
-def _unreachable_detail(exc: Exception, action: str) -> str:
+def _unreachable_detail(exc: Exception, action: str, refused: bool) -> str:
     endpoint = getattr(exc, "kwargs", {}).get("endpoint_url")
-    where = f" {redact_url(str(endpoint))}" if endpoint else ""
+    where = f" {_origin(redact_url(str(endpoint)))}" if endpoint else ""
+    if refused:
+        return f"{action}: the endpoint{where} refused the connection (check S3_ENDPOINT)"
     return (
         f"{action} could not reach the endpoint{where} ({type(exc).__name__}), even after retries"
     )
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of a request's URL: the endpoint, without bucket and key."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
+
+
+def refuse_foreign_answers(http_response: Any = None, model: Any = None, **_: object) -> None:
+    """An ``after-call`` handler: an error page in HTML or plain text, without any of the
+    ``x-amz-*`` headers S3 servers send, comes from some other web server at S3_ENDPOINT (S3
+    errors are XML ``<Error>`` documents): say so, rather than "no such bucket". Answers to
+    HEAD have no body to tell (moto answers them in text/html, without ``x-amz-*``)."""
+    if http_response is None or str(getattr(model, "name", "")).startswith("Head"):
+        return
+    status = int(http_response.status_code)
+    if status < 400 or (status >= 500 and status != 501):
+        return  # 5xx: a proxy in front of the store may be failing for a moment
+    headers = http_response.headers
+    if any(str(key).lower().startswith("x-amz-") for key in headers):
+        return
+    kind = str(headers.get("content-type", "")).split(";")[0].strip().lower()
+    if kind not in ("text/html", "text/plain") or b"<Error" in (http_response.content or b""):
+        return
+    raise errors.NotAStoreEndpointError(
+        PROVIDER,
+        _origin(redact_url(str(http_response.url))),
+        "an S3",
+        f"HTTP {status} in {kind}",
+        "S3_ENDPOINT",
+    )
+
+
+def no_retry_when_refused(
+    caught_exception: BaseException | None = None, **_: object
+) -> bool | None:
+    """A ``needs-retry`` handler, called before botocore's own: a refused connection is not
+    retried by botocore (False stops it), but raised at once as a refused
+    StorageUnavailableError, for the core to retry within its refused-connection budget."""
+    if caught_exception is not None and errors.is_connection_refused(caught_exception):
+        return False
+    return None
 
 
 def _message(exc: Exception) -> str:

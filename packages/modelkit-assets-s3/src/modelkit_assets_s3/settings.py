@@ -20,6 +20,8 @@ import attrs
 from modelkit_assets import errors
 from modelkit_assets.drivers.settings import SettingField, StorageDriverSettings
 
+from .errors import no_retry_when_refused, refuse_foreign_answers
+
 if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_s3 import S3Client
@@ -169,6 +171,11 @@ class S3Settings:
         except ValueError as exc:  # botocore rejects some endpoint URLs with a ValueError
             raise errors.ConfigurationError(f"cannot configure the s3 client: {exc}") from None
         continue_header.install(client)
+        client.meta.events.register_first(
+            "needs-retry.s3",
+            no_retry_when_refused,  # type: ignore[arg-type]  # botocore uses its answer
+        )
+        client.meta.events.register("after-call.s3", refuse_foreign_answers)
         return client
 
 

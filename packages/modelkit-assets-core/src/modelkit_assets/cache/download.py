@@ -430,8 +430,10 @@ class _Download:
 
     @contextlib.contextmanager
     def _watching(self, parts: list[_Part], marks: Mapping[str, HighWater]) -> Iterator[None]:
-        """Report the growth of the large files being downloaded whole (drivers report
-        nothing while they write), so that the bar moves; each byte is counted once."""
+        """Report the bytes written so far into the large files being downloaded whole
+        (drivers report nothing while they write), so that the bar moves; each byte is counted
+        once. Bytes written, not sizes: a driver may size the file first and fill it in
+        ranges (see :func:`written_bytes`)."""
         large = [p for p in parts if p.expected is None or p.expected.size > SMALL]
         if isinstance(self.progress, NoProgress) or not large:
             yield
@@ -441,10 +443,20 @@ class _Download:
             for part in large:
                 if part.digest is None:
                     with contextlib.suppress(OSError):
-                        marks[part.part].reached(os.stat(part.path).st_size)
+                        marks[part.part].reached(written_bytes(part.path))
 
         with periodically(_POLL_S, poll, "progress"):
             yield
+
+
+def written_bytes(path: str) -> int:
+    """Bytes written into the file at ``path`` so far, as far as the file system tells: its
+    allocated blocks, up to its size. A file sized in advance (``ftruncate``) and filled in
+    ranges has its full size at once but its blocks only as they are written; where the file
+    system cannot leave holes, this is the size, as before."""
+    stat = os.stat(path)
+    blocks = getattr(stat, "st_blocks", None)
+    return stat.st_size if blocks is None else min(stat.st_size, blocks * 512)
 
 
 def _by_algorithm(parts: Sequence[_Part]) -> dict[str, list[_Part]]:
