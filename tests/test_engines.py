@@ -3,6 +3,7 @@ engine (the fast extra) keeps of the driver's contract on real S3 servers."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,12 @@ def test_auto_is_obstore_when_installed(seaweedfs_server: S3Server) -> None:
 def test_obstore_moves_the_bytes_and_no_boto3_client_is_built(
     seaweedfs_server: S3Server, tmp_path: Path, prefix: str
 ) -> None:
-    """A round trip of small files and of a streamed 3 MiB file, each checked against its
-    digest, with no boto3 client (its 0.4 s of start-up) ever built."""
+    """A round trip of small files, a streamed 3 MiB file and a 40 MiB one (parallel ranges),
+    each checked against its digest, with no boto3 client (its 0.4 s of start-up) built."""
     driver = _driver(seaweedfs_server)
     contents = {f"{prefix}/f{i}": f"file {i}".encode() * (i + 1) for i in range(40)}
     contents[f"{prefix}/big"] = bytes(range(256)) * (3 * 4096)
+    contents[f"{prefix}/huge"] = os.urandom(40 * 1024 * 1024 + 5)
     jobs = [(data, name, "") for name, data in contents.items()]
     assert all(error is None for _, error in driver.create_many(jobs, 8))
     again = dict(driver.create_many(jobs[:1], 8))

@@ -25,13 +25,20 @@ from typing import Any, ClassVar, Final
 import obstore
 
 from modelkit_assets import errors
-from modelkit_assets.hashing import new_hasher
+from modelkit_assets.hashing import digest_file, new_hasher
 from modelkit_assets.meta import FileDigest
 
 from .errors import bucket_is_missing, is_conflict, is_missing, status_of, translate
 
 #: Bytes per chunk of a streamed body (and the largest body read whole, in one piece).
 CHUNK: Final = 1024 * 1024
+#: Objects from this size on are downloaded in :data:`RANGE_STREAMS` parallel ranges of
+#: :data:`RANGE_PART` bytes: on the 2-core bench machine, SeaweedFS serves 256 MiB in 4 streams
+#: in 0.6 of the time of one GET (rclone's choice too).
+RANGED_MIN: Final = 32 * 1024 * 1024
+RANGE_PART: Final = 16 * 1024 * 1024
+RANGE_STREAMS: Final = 4
+_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 #: Requests in flight per ``max_workers`` of the core (16 by default), and at most.
 TASKS_PER_WORKER: Final = 4
 MAX_TASKS: Final = 128
@@ -158,9 +165,12 @@ class ObstoreEngine:
             object_name, path = job
             try:
                 response = await obstore.get_async(self.store, object_name)
-                if response.meta["size"] <= CHUNK:
+                size = response.meta["size"]
+                if size <= CHUNK:
                     data = await response.bytes_async()
                     return _write_whole(data, path, algorithm)
+                if size >= RANGED_MIN:
+                    return await self._ranged_async(response, object_name, path, algorithm)
                 return await _write_hashing_async(
                     response.stream(min_chunk_size=CHUNK), path, algorithm
                 )
@@ -169,6 +179,52 @@ class ObstoreEngine:
                 raise
 
         return self._run_many(jobs, one, max_workers, "download", lambda job: job[0])
+
+    async def _ranged_async(
+        self, response: Any, object_name: str, path: str, algorithm: str
+    ) -> FileDigest:
+        """A large object in :data:`RANGE_STREAMS` parallel streams: the first part from the
+        answer already open, the others as ranges pinned to its ETag (a 412 if the object
+        changed meanwhile), each written at its offset; then hashed from the page cache by
+        BLAKE3's threads (256 MiB: about 40 ms), off the loop."""
+        size, etag = response.meta["size"], response.meta.get("e_tag")
+        options: dict[str, Any] = {"if_match": etag} if etag else {}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o666)
+        try:
+            os.ftruncate(fd, size)
+            slots = asyncio.Semaphore(RANGE_STREAMS - 1)
+
+            async def first() -> None:
+                written = 0
+                async for chunk in response.stream(min_chunk_size=CHUNK):
+                    view = memoryview(chunk)[: RANGE_PART - written]
+                    os.pwrite(fd, view, written)
+                    written += len(view)
+                    if written >= RANGE_PART:
+                        return  # the rest comes in ranges: this answer is dropped here
+
+            async def part(start: int, end: int) -> None:
+                async with slots:
+                    answer = await obstore.get_async(
+                        self.store,
+                        object_name,
+                        options={**options, "range": (start, end)},  # type: ignore[arg-type]
+                    )
+                    offset = start
+                    async for chunk in answer.stream(min_chunk_size=CHUNK):
+                        os.pwrite(fd, chunk, offset)
+                        offset += len(chunk)
+                    if offset != end:
+                        raise errors.StorageUnavailableError(
+                            self.provider, f"download of {object_name!r}: a range broke off"
+                        )
+
+            ranges = [(s, min(s + RANGE_PART, size)) for s in range(RANGE_PART, size, RANGE_PART)]
+            await asyncio.gather(first(), *(part(s, e) for s, e in ranges))
+        finally:
+            os.close(fd)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, digest_file, path, algorithm)
 
     # -- uploads ---------------------------------------------------------------------------------
 
