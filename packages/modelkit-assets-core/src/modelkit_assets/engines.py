@@ -110,6 +110,9 @@ def _make_engine(driver: Any) -> DataEngine | None:
         return None
     module = importlib.import_module(OBSTORE_MODULE)
     engine: DataEngine | None = module.engine_for(driver)
+    workers = getattr(engine, "default_max_workers", None)
+    if workers is not None:  # what MODELKIT_STORAGE_MAX_WORKERS defaults to for this driver
+        driver.__dict__["default_max_workers"] = workers
     return engine
 
 

@@ -1,14 +1,15 @@
 """The engine: a driver's data path on one obstore store, many requests at once.
 
 Many-file calls (:meth:`ObstoreEngine.download_many`, :meth:`ObstoreEngine.create_many`) run
-as tasks of one asyncio loop, on a thread of its own, with up to ``4 x max_workers`` requests
-in flight (64 by default: a task costs far less than a thread, and small requests mostly
-wait). Results come back through a queue as each request finishes. Single calls use obstore's
-blocking API, which releases the GIL while it waits.
+as tasks of one asyncio loop, on a thread of its own, with up to ``max_workers`` requests in
+flight (``MODELKIT_STORAGE_MAX_WORKERS``; 64 when unset, see :data:`DEFAULT_TASKS`). Results
+come back through a queue as each request finishes. Single calls use obstore's blocking API,
+which releases the GIL while it waits.
 
 Every download is hashed as its bytes arrive and written as they come, a chunk at a time (at
-most :data:`CHUNK` held per stream): a 1 GiB file never sits in memory. A download that fails
-leaves no file behind.
+most :data:`CHUNK` held per stream): a 1 GiB file never sits in memory. Objects from
+:data:`RANGED_MIN` on come in parallel ranges, written at their offsets, then hashed from the
+page cache. A download that fails leaves no file behind.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ RANGED_MIN: Final = 32 * 1024 * 1024
 RANGE_PART: Final = 16 * 1024 * 1024
 RANGE_STREAMS: Final = 4
 _CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
-#: Requests in flight per ``max_workers`` of the core (16 by default), and at most.
-TASKS_PER_WORKER: Final = 4
-MAX_TASKS: Final = 128
+#: Requests in flight when ``MODELKIT_STORAGE_MAX_WORKERS`` is unset (the SDK's default is 16
+#: threads; a task costs far less than a thread, and small requests mostly wait), and at most.
+DEFAULT_TASKS: Final = 64
+MAX_TASKS: Final = 256
 
 
 class _Loop:
@@ -70,6 +72,8 @@ class ObstoreEngine:
     bucket, is missing)."""
 
     name: Final = "obstore"
+    #: The driver's default of transfers in flight while this engine moves its bytes.
+    default_max_workers: Final = DEFAULT_TASKS
 
     def __init__(
         self,
@@ -339,7 +343,7 @@ class ObstoreEngine:
         if not jobs:
             return
         results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
-        limit = max(1, min(MAX_TASKS, max_workers * TASKS_PER_WORKER, len(jobs)))
+        limit = max(1, min(MAX_TASKS, max_workers, len(jobs)))
 
         async def run_all() -> None:
             pending = iter(enumerate(jobs))
