@@ -53,6 +53,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine", default="obstore")
     parser.add_argument("--large", action="store_true")
+    parser.add_argument("--idle", action="store_true", help="wall time: idle samples too")
     args = parser.parse_args()
     work = Path(__file__).resolve().parent / ".work"
     data = make_data(work, _run_sizes(FULL))
@@ -71,7 +72,8 @@ def main() -> int:
         raw = Path(tmp) / "profile.txt"
         started = time.perf_counter()
         subprocess.run(
-            [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "500", "--native",
+            [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "500",
+             *(["--idle"] if args.idle else ["--native"]),
              "--threads", "-o", str(raw), "--", cli, "assets", "fetch", "x/y:0.0"],
             env=env, check=True, capture_output=True,
         )  # fmt: skip
