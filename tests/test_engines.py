@@ -4,6 +4,7 @@ engine (the fast extra) keeps of the driver's contract on real S3 servers."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,34 @@ def test_a_fetch_through_obstore_checks_every_digest(
     driver.write_object(b"tampered", f"{prefix}/a/0.0/f3")
     with pytest.raises(errors.AssetIntegrityError, match="f3"):
         store.download("a", "0.0", str(tmp_path / "assets"))
+
+
+@needs_obstore
+def test_a_forked_child_keeps_to_the_sdk(
+    seaweedfs_server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """A server that fetches its models, then forks its workers: obstore's runtime does not
+    survive a fork (a request there waits forever), so the worker's fetch goes through boto3."""
+    driver = _driver(seaweedfs_server)
+    driver.write_object(b"x" * 100, f"{prefix}/a")
+    assert dict(driver.download_many([(f"{prefix}/a", str(tmp_path / "p"))], "blake3", 2))
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its download completes, checked
+        code = 1
+        try:
+            outcomes = dict(
+                driver.download_many([(f"{prefix}/a", str(tmp_path / "c"))], "blake3", 2)
+            )
+            code = 0 if outcomes[0] == digest_bytes(b"x" * 100, "blake3") else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child's download hung")

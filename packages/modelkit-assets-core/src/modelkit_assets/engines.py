@@ -94,15 +94,19 @@ _LOCK: Final = threading.Lock()
 
 def engine_of(driver: Any) -> DataEngine | None:
     """The driver's engine, made on first use (None: the SDK does everything). Kept on the
-    instance, so that one driver keeps one engine (one connection pool)."""
+    instance, so that one driver keeps one engine (one connection pool), and made again in a
+    forked child (a server that loads its models, then forks its workers): a pool and an
+    event loop do not survive a fork."""
+    pid = os.getpid()
     cached = driver.__dict__.get("_data_engine", _NONE)
-    if cached is _NONE:
+    if cached is _NONE or cached[0] != pid:
         with _LOCK:
             cached = driver.__dict__.get("_data_engine", _NONE)
-            if cached is _NONE:
-                cached = _make_engine(driver)
+            if cached is _NONE or cached[0] != pid:
+                cached = (pid, _make_engine(driver))
                 driver.__dict__["_data_engine"] = cached
-    return cached  # type: ignore[no-any-return]
+    engine: DataEngine | None = cached[1]
+    return engine
 
 
 def _make_engine(driver: Any) -> DataEngine | None:

@@ -51,16 +51,18 @@ class _Loop:
 
     _lock: ClassVar = threading.Lock()
     _loop: ClassVar[asyncio.AbstractEventLoop | None] = None
+    #: The process that started the loop's thread: a forked child has no such thread.
+    _pid: ClassVar = 0
 
     @classmethod
     def get(cls) -> asyncio.AbstractEventLoop:
         with cls._lock:
-            if cls._loop is None or cls._loop.is_closed():
+            if cls._loop is None or cls._loop.is_closed() or cls._pid != os.getpid():
                 loop = asyncio.new_event_loop()
                 threading.Thread(
                     target=loop.run_forever, name="modelkit-obstore", daemon=True
                 ).start()
-                cls._loop = loop
+                cls._loop, cls._pid = loop, os.getpid()
             return cls._loop
 
 
