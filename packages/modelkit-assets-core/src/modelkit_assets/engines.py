@@ -42,13 +42,14 @@ REPLACEABLE: Final[dict[str, tuple[str, ...]]] = {
     "download_hashing": ("download_object",),
     "read_range": ("download_object",),
     "create_many": (
+        "upload_object",
         "create_object",
         "create_reporting",
         "create_bytes",
         "create_object_from_bytes",
         "create_object_with_progress",
     ),
-    "create_bytes": ("create_object", "create_reporting"),
+    "create_bytes": ("upload_object", "create_object", "create_reporting"),
 }
 
 D = TypeVar("D")
