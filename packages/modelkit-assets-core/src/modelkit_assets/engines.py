@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, Final, Protocol, TypeVar
 
@@ -89,25 +90,27 @@ def chosen_engine() -> str:
     return setting
 
 
-_NONE: Final = object()
 _LOCK: Final = threading.Lock()
+#: Each driver's engine and the process it was made in; kept off the driver's own attributes,
+#: so that a driver pickles as before (the engine holds a connection pool and a loop).
+_ENGINES: Final[weakref.WeakKeyDictionary[Any, tuple[int, DataEngine | None]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def engine_of(driver: Any) -> DataEngine | None:
-    """The driver's engine, made on first use (None: the SDK does everything). Kept on the
-    instance, so that one driver keeps one engine (one connection pool), and made again in a
-    forked child (a server that loads its models, then forks its workers): a pool and an
-    event loop do not survive a fork."""
+    """The driver's engine, made on first use (None: the SDK does everything). One driver
+    keeps one engine (one connection pool); a forked child (a server that loads its models,
+    then forks its workers) makes its own: a pool and an event loop do not survive a fork."""
     pid = os.getpid()
-    cached = driver.__dict__.get("_data_engine", _NONE)
-    if cached is _NONE or cached[0] != pid:
+    cached = _ENGINES.get(driver)
+    if cached is None or cached[0] != pid:
         with _LOCK:
-            cached = driver.__dict__.get("_data_engine", _NONE)
-            if cached is _NONE or cached[0] != pid:
+            cached = _ENGINES.get(driver)
+            if cached is None or cached[0] != pid:
                 cached = (pid, _make_engine(driver))
-                driver.__dict__["_data_engine"] = cached
-    engine: DataEngine | None = cached[1]
-    return engine
+                _ENGINES[driver] = cached
+    return cached[1]
 
 
 def _make_engine(driver: Any) -> DataEngine | None:

@@ -153,6 +153,8 @@ class ObstoreEngine:
 
     def read_range(self, object_name: str, start: int, end: int) -> Iterator[bytes]:
         """The bytes ``[start, end)``, in chunks of at most :data:`CHUNK`."""
+        if start >= end:
+            return
         try:
             response = obstore.get(self.store, object_name, options={"range": (start, end)})
             for chunk in response.stream(min_chunk_size=CHUNK):

@@ -41,8 +41,8 @@ def _env(name: str) -> str | None:
 
 def s3_engine(driver: Any) -> ObstoreEngine | None:
     """The engine of an ``S3StorageDriver``, or None if the SDK keeps everything."""
-    if driver.__dict__.get("_client") is not None:
-        return None  # a ready client= is used as it is, configuration included
+    if driver.__dict__.get("_client") is not None or _builds_its_own_client(driver):
+        return None  # a ready client= (or a subclass's own) is used as it is
     settings = driver.settings
     config: dict[str, Any] = {"region": _region(settings)}
     credentials = _static_credentials(settings)
@@ -81,6 +81,15 @@ def s3_engine(driver: Any) -> ObstoreEngine | None:
     except Exception as exc:  # an invalid endpoint URL, bucket name...
         raise errors.ConfigurationError(f"cannot configure the s3 client: {exc}") from None
     return ObstoreEngine(store, "s3", driver.bucket, uploads=not settings.aws_kms_key_id)
+
+
+def _builds_its_own_client(driver: Any) -> bool:
+    """Whether a subclass replaced how the boto3 client is built (``build_client``, modelkit's
+    hook, or ``settings.make_client``): its client then carries everything."""
+    from modelkit_assets_s3.driver import S3StorageDriver
+
+    own = getattr(type(driver), "build_client", None)
+    return own is not getattr(S3StorageDriver, "build_client", None)
 
 
 def _static_credentials(settings: Any) -> dict[str, str] | None:
