@@ -73,7 +73,7 @@ def main() -> int:
         started = time.perf_counter()
         subprocess.run(
             [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "500",
-             *(["--idle"] if args.idle else ["--native"]),
+             *(["--idle"] if args.idle else []),
              "--threads", "-o", str(raw), "--", cli, "assets", "fetch", "x/y:0.0"],
             env=env, check=True, capture_output=True,
         )  # fmt: skip

@@ -40,6 +40,7 @@ RANGED_MIN: Final = 32 * 1024 * 1024
 RANGE_PART: Final = 16 * 1024 * 1024
 RANGE_STREAMS: Final = 4
 _CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
+_WRITE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC | getattr(os, "O_BINARY", 0)
 #: Requests in flight when ``MODELKIT_STORAGE_MAX_WORKERS`` is unset (the SDK's default is 16
 #: threads; a task costs far less than a thread, and small requests mostly wait), and at most.
 DEFAULT_TASKS: Final = 64
@@ -381,10 +382,17 @@ class ObstoreEngine:
 
 
 def _write_whole(data: Any, path: str, algorithm: str) -> FileDigest:
+    """A small body, hashed and written with bare system calls (no file object: a fifth of
+    the loop's time for 1000 files of 10 KiB went into ``open()``)."""
     hasher = new_hasher(algorithm)
     hasher.update(data)
-    with open(path, "wb") as f:
-        f.write(data)
+    view = memoryview(data)
+    fd = os.open(path, _WRITE_FLAGS, 0o666)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
     return FileDigest(len(data), hasher.hexdigest(), algorithm)
 
 
