@@ -734,10 +734,21 @@ def run(args: argparse.Namespace) -> int:
     text = report(rows, sizes, bench, providers, (time.monotonic() - started) / 60)
     print("\n" + text)
     if args.out:
-        Path(args.out).write_text(text)
+        _write_keeping_anchors(Path(args.out), text)
         print(f"written to {args.out}")
     missed = [r for r in rows if r.status == "MISSED"]
     return 1 if args.check and missed else 0
+
+
+def _write_keeping_anchors(path: Path, text: str) -> None:
+    """Write the table, keeping the section bench/anchors.py wrote there."""
+    import anchors
+
+    old = path.read_text() if path.exists() else ""
+    path.write_text(text)
+    if anchors.BEGIN in old and anchors.END in old:
+        section = old.split(anchors.BEGIN, 1)[1].split(anchors.END, 1)[0]
+        anchors.write_section(path, section.lstrip("\n"))
 
 
 def main() -> int:
@@ -758,7 +769,16 @@ def main() -> int:
     )
     parser.add_argument("--no-reference", action="store_true", help="do not time modelkit")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--anchors", action="store_true", help="run bench/anchors.py instead (s5cmd, rclone)"
+    )
+    args, rest = parser.parse_known_args()
+    if args.anchors:
+        import anchors
+
+        return anchors.main([*rest, *(["--smoke"] if args.smoke else [])])
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.out is None and not args.smoke:
         args.out = str(BENCH / "RESULTS.md")
     for provider in args.providers.split(","):

@@ -11,6 +11,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from modelkit_assets.engines import ENGINE_ENV, obstore_installed
 from modelkit_assets.plugins import reset_registry
 from tests.servers import BACKENDS, Backend
 
@@ -30,9 +31,34 @@ pytest_plugins = [
 ]
 
 
+#: The data-path engines present (see modelkit_assets.engines): obstore with the fast extra.
+ENGINES = ["sdk", "obstore"] if obstore_installed() else ["sdk"]
+#: Backends whose driver has an obstore engine.
+ENGINE_BACKENDS = ("s3-moto", "s3-seaweedfs")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
+    """``backend`` runs once per backend; a test that also takes ``engine`` runs once per
+    engine present on the backends that have one (the others run with the default)."""
+    if "backend" in metafunc.fixturenames and "engine" in metafunc.fixturenames:
+        pairs = [
+            pytest.param(b, e, id=f"{b}-{e}" if b in ENGINE_BACKENDS else b)
+            for b in BACKENDS
+            for e in (ENGINES if b in ENGINE_BACKENDS else ["auto"])
+        ]
+        metafunc.parametrize(("backend", "engine"), pairs, indirect=True)
+    elif "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", BACKENDS, indirect=True)
+    elif "engine" in metafunc.fixturenames:
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The data-path engine of the test's drivers (``MODELKIT_STORAGE_ENGINE``)."""
+    name: str = getattr(request, "param", "auto")
+    monkeypatch.setenv(ENGINE_ENV, name)
+    return name
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,10 @@ from tests.servers import Backend
 
 class TestEveryDriver(StorageDriverConformance):
     @pytest.fixture
-    def driver(self, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> StorageDriver:
+    def driver(
+        self, backend: Backend, engine: str, monkeypatch: pytest.MonkeyPatch
+    ) -> StorageDriver:
+        """On S3, once per data-path engine present (``engine`` sets it)."""
         for key, value in backend.env.items():
             monkeypatch.setenv(key, value)
         return make_driver(backend.provider, backend.bucket, None, 60.0)

@@ -157,6 +157,7 @@ def test_lazy_driver_builds_its_client_on_first_use(
     moto_server: S3Server, monkeypatch: pytest.MonkeyPatch, prefix: str
 ) -> None:
     monkeypatch.setenv("MODELKIT_LAZY_DRIVER", "1")
+    monkeypatch.setenv("MODELKIT_STORAGE_ENGINE", "sdk")  # the boto3 client's own laziness
     for key, value in moto_server.env.items():
         monkeypatch.setenv(key, value)
     driver = make_driver("s3", BUCKET, None, 30.0)
@@ -200,10 +201,11 @@ def _expect_headers(driver: S3StorageDriver) -> dict[str, Any]:
 
 
 def test_only_large_bodies_wait_for_100_continue(
-    server: S3Server, tmp_path: Path, prefix: str
+    server: S3Server, tmp_path: Path, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """botocore would send "Expect: 100-continue" with every body, one more round trip per
     small object; the driver's client keeps it from CONTINUE_THRESHOLD bytes up."""
+    monkeypatch.setenv("MODELKIT_STORAGE_ENGINE", "sdk")  # what boto3's requests carry
     driver = _driver(server)
     sent = _expect_headers(driver)
     small = _file(tmp_path, CONTINUE_THRESHOLD - 1, "small")

@@ -35,6 +35,7 @@ from s3transfer.exceptions import RetriesExceededError
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.drivers.settings import ClientConfiguration
+from modelkit_assets.engines import delegating, engine_of
 from modelkit_assets.hashing import digest_file, new_hasher
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.progress import HighWater
@@ -80,6 +81,14 @@ _BODY_ERRORS: Final = (
 )
 
 
+#: What the obstore engine (the ``fast`` extra) takes when installed; see modelkit_assets.engines.
+_ENGINE_METHODS: Final = (
+    "download_many", "download_hashing", "read_range", "create_many", "create_bytes",
+    "read_object", "write_object", "exists", "iterate_objects", "delete_object",
+)  # fmt: skip
+
+
+@delegating(*_ENGINE_METHODS)
 class S3StorageDriver(StorageDriver):
     """Objects in an S3 bucket (AWS, or any S3-compatible store through ``endpoint_url``).
 
@@ -117,7 +126,7 @@ class S3StorageDriver(StorageDriver):
         self._parts: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._bucket_seen = False
-        if self._client is None and not is_lazy:
+        if self._client is None and not is_lazy and engine_of(self) is None:
             self._client = self.build_client(self.client_configuration)
 
     def __repr__(self) -> str:

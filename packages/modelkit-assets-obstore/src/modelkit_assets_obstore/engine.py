@@ -1,0 +1,421 @@
+"""The engine: a driver's data path on one obstore store, many requests at once.
+
+Many-file calls (:meth:`ObstoreEngine.download_many`, :meth:`ObstoreEngine.create_many`) run
+as tasks of one asyncio loop, on a thread of its own, with up to ``max_workers`` requests in
+flight (``MODELKIT_STORAGE_MAX_WORKERS``; 64 when unset, see :data:`DEFAULT_TASKS`). Results
+come back through a queue as each request finishes. Single calls use obstore's blocking API,
+which releases the GIL while it waits.
+
+Every download is hashed as its bytes arrive and written as they come, a chunk at a time (at
+most :data:`CHUNK` held per stream): a 1 GiB file never sits in memory. Objects from
+:data:`RANGED_MIN` on come in parallel ranges, written at their offsets, then hashed from the
+page cache. A download that fails leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from typing import Any, ClassVar, Final
+
+import obstore
+
+from modelkit_assets import errors
+from modelkit_assets.hashing import digest_file, new_hasher
+from modelkit_assets.meta import FileDigest
+
+from .errors import bucket_is_missing, is_conflict, is_missing, status_of, translate
+
+#: Bytes per chunk of a streamed body (and the largest body read whole, in one piece).
+CHUNK: Final = 1024 * 1024
+#: Objects from this size on are downloaded in :data:`RANGE_STREAMS` parallel ranges of
+#: :data:`RANGE_PART` bytes: on the 2-core bench machine, SeaweedFS serves 256 MiB in 4 streams
+#: in 0.6 of the time of one GET (rclone's choice too).
+RANGED_MIN: Final = 32 * 1024 * 1024
+RANGE_PART: Final = 16 * 1024 * 1024
+RANGE_STREAMS: Final = 4
+_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
+_WRITE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC | getattr(os, "O_BINARY", 0)
+#: Requests in flight when ``MODELKIT_STORAGE_MAX_WORKERS`` is unset (the SDK's default is 16
+#: threads; a task costs far less than a thread, and small requests mostly wait), and at most.
+DEFAULT_TASKS: Final = 64
+MAX_TASKS: Final = 256
+
+
+class _Loop:
+    """One asyncio loop on a daemon thread, shared by every engine of the process."""
+
+    _lock: ClassVar = threading.Lock()
+    _loop: ClassVar[asyncio.AbstractEventLoop | None] = None
+    #: The process that started the loop's thread: a forked child has no such thread.
+    _pid: ClassVar = 0
+
+    @classmethod
+    def get(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None or cls._loop.is_closed() or cls._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="modelkit-obstore", daemon=True
+                ).start()
+                cls._loop, cls._pid = loop, os.getpid()
+            return cls._loop
+
+
+class ObstoreEngine:
+    """The data path of one driver on ``store`` (an obstore store of the driver's bucket).
+
+    ``uploads`` is False when the SDK must write the objects (SSE-KMS): the engine then only
+    reads. ``missing`` turns a 404 on an object into the driver's error (the object, or the
+    bucket, is missing)."""
+
+    name: Final = "obstore"
+    #: The driver's default of transfers in flight while this engine moves its bytes.
+    default_max_workers: Final = DEFAULT_TASKS
+
+    def __init__(
+        self,
+        store: Any,
+        provider: str,
+        bucket: str,
+        *,
+        uploads: bool = True,
+        missing: Callable[[str], errors.StorageDriverError] | None = None,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.bucket = bucket
+        self.uploads = uploads
+        self._missing_hook = missing
+        self._bucket_seen = False
+
+    def __repr__(self) -> str:
+        return f"ObstoreEngine({self.provider}, bucket={self.bucket!r})"
+
+    # -- what the engine takes -------------------------------------------------------------------
+
+    _WRITES: ClassVar = frozenset({"create_many", "create_bytes", "write_object"})
+
+    def handles(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        return self.uploads or method not in self._WRITES
+
+    # -- errors ----------------------------------------------------------------------------------
+
+    def _error(self, exc: BaseException, object_name: str | None, action: str) -> BaseException:
+        if isinstance(exc, errors.ModelkitAssetsError):
+            return exc
+        if bucket_is_missing(exc):
+            return errors.BucketDoesNotExistError(self.provider, self.bucket)
+        if object_name is not None and is_missing(exc):
+            return self.missing(object_name)
+        if not isinstance(exc, Exception):
+            return exc  # KeyboardInterrupt and the like go on as they are
+        return translate(exc, self.provider, self.bucket, object_name, action)
+
+    def missing(self, object_name: str) -> errors.StorageDriverError:
+        """A 404 on an object: the object is missing, or the whole bucket."""
+        if self._missing_hook is not None:
+            return self._missing_hook(object_name)
+        if self._bucket_exists():
+            return errors.ObjectDoesNotExistError(self.provider, self.bucket, object_name)
+        return errors.BucketDoesNotExistError(self.provider, self.bucket)
+
+    def _bucket_exists(self) -> bool:
+        if self._bucket_seen:
+            return True
+        try:
+            next(iter(obstore.list(self.store, prefix=None, chunk_size=1)), None)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:  # listing a missing bucket is a "generic" 404 (NoSuchBucket)
+            # Without the right to list (403) the object was missing all the same.
+            return not (status_of(exc) == 404 or "NoSuchBucket" in str(exc))
+        self._bucket_seen = True
+        return True
+
+    # -- downloads -------------------------------------------------------------------------------
+
+    def download_hashing(
+        self, object_name: str, destination_path: str, algorithm: str
+    ) -> FileDigest:
+        try:
+            response = obstore.get(self.store, object_name)
+            return _write_hashing(
+                response.stream(min_chunk_size=CHUNK), destination_path, algorithm
+            )
+        except BaseException as exc:
+            _remove(destination_path)
+            raise self._error(exc, object_name, "download") from None
+
+    def read_range(self, object_name: str, start: int, end: int) -> Iterator[bytes]:
+        """The bytes ``[start, end)``, in chunks of at most :data:`CHUNK`."""
+        if start >= end:
+            return
+        try:
+            response = obstore.get(self.store, object_name, options={"range": (start, end)})
+            for chunk in response.stream(min_chunk_size=CHUNK):
+                view = memoryview(chunk)
+                for offset in range(0, len(view), CHUNK):
+                    yield bytes(view[offset : offset + CHUNK])
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            raise self._error(exc, object_name, "ranged read") from None
+
+    def download_many(
+        self, jobs: Sequence[tuple[str, str]], algorithm: str, max_workers: int
+    ) -> Iterator[tuple[int, FileDigest | BaseException]]:
+        async def one(index: int, job: tuple[str, str]) -> FileDigest:
+            object_name, path = job
+            try:
+                response = await obstore.get_async(self.store, object_name)
+                size = response.meta["size"]
+                if size <= CHUNK:
+                    data = await response.bytes_async()
+                    return _write_whole(data, path, algorithm)
+                if size >= RANGED_MIN:
+                    return await self._ranged_async(response, object_name, path, algorithm)
+                return await _write_hashing_async(
+                    response.stream(min_chunk_size=CHUNK), path, algorithm
+                )
+            except BaseException:
+                _remove(path)
+                raise
+
+        return self._run_many(jobs, one, max_workers, "download", lambda job: job[0])
+
+    async def _ranged_async(
+        self, response: Any, object_name: str, path: str, algorithm: str
+    ) -> FileDigest:
+        """A large object in :data:`RANGE_STREAMS` parallel streams: the first part from the
+        answer already open, the others as ranges pinned to its ETag (a 412 if the object
+        changed meanwhile), each written at its offset; then hashed from the page cache by
+        BLAKE3's threads (256 MiB: about 40 ms), off the loop."""
+        size, etag = response.meta["size"], response.meta.get("e_tag")
+        options: dict[str, Any] = {"if_match": etag} if etag else {}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o666)
+        try:
+            os.ftruncate(fd, size)
+            slots = asyncio.Semaphore(RANGE_STREAMS - 1)
+
+            async def first() -> None:
+                written = 0
+                async for chunk in response.stream(min_chunk_size=CHUNK):
+                    view = memoryview(chunk)[: RANGE_PART - written]
+                    os.pwrite(fd, view, written)
+                    written += len(view)
+                    if written >= RANGE_PART:
+                        return  # the rest comes in ranges: this answer is dropped here
+
+            async def part(start: int, end: int) -> None:
+                async with slots:
+                    answer = await obstore.get_async(
+                        self.store,
+                        object_name,
+                        options={**options, "range": (start, end)},  # type: ignore[arg-type]
+                    )
+                    offset = start
+                    async for chunk in answer.stream(min_chunk_size=CHUNK):
+                        os.pwrite(fd, chunk, offset)
+                        offset += len(chunk)
+                    if offset != end:
+                        raise errors.StorageUnavailableError(
+                            self.provider, f"download of {object_name!r}: a range broke off"
+                        )
+
+            ranges = [(s, min(s + RANGE_PART, size)) for s in range(RANGE_PART, size, RANGE_PART)]
+            await asyncio.gather(first(), *(part(s, e) for s, e in ranges))
+        finally:
+            os.close(fd)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, digest_file, path, algorithm)
+
+    # -- uploads ---------------------------------------------------------------------------------
+
+    def create_many(
+        self, jobs: Sequence[tuple[bytes, str, str]], max_workers: int
+    ) -> Iterator[tuple[int, BaseException | None]]:
+        async def one(index: int, job: tuple[bytes, str, str]) -> None:
+            data, object_name, _ = job
+            try:
+                await obstore.put_async(self.store, object_name, data, mode="create")
+            except Exception as exc:
+                if is_conflict(exc):
+                    raise errors.ObjectAlreadyExistsError(object_name) from None
+                raise
+
+        return self._run_many(jobs, one, max_workers, "upload", lambda job: job[1])
+
+    def create_bytes(self, data: bytes, object_name: str) -> None:
+        try:
+            obstore.put(self.store, object_name, data, mode="create")
+        except Exception as exc:
+            if is_conflict(exc):
+                raise errors.ObjectAlreadyExistsError(object_name) from None
+            raise self._error(exc, object_name, "upload") from None
+
+    # -- small objects: .meta, .versions ----------------------------------------------------------
+
+    def read_object(self, object_name: str) -> tuple[bytes, str | None]:
+        try:
+            response = obstore.get(self.store, object_name)
+            return bytes(response.bytes()), response.meta.get("e_tag")
+        except Exception as exc:
+            raise self._error(exc, object_name, "read") from None
+
+    def write_object(
+        self,
+        data: bytes,
+        object_name: str,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> None:
+        mode: Any = "overwrite"
+        if if_absent:
+            mode = "create"
+        elif if_match is not None:
+            mode = {"e_tag": if_match}
+        try:
+            obstore.put(self.store, object_name, data, mode=mode)
+        except Exception as exc:
+            # AWS answers If-Match on a missing object with 404, other stores with 412.
+            if mode != "overwrite" and self._lost(exc):
+                raise errors.PreconditionFailedError(object_name) from None
+            raise self._error(exc, object_name, "write") from None
+
+    def _lost(self, exc: BaseException) -> bool:
+        """Whether a conditional write was refused for its condition (a 404 on a missing
+        object counts, a 404 on a missing bucket does not)."""
+        if is_conflict(exc):
+            return True
+        return is_missing(exc) and not bucket_is_missing(exc) and self._bucket_exists()
+
+    def exists(self, object_name: str) -> bool:
+        try:
+            obstore.head(self.store, object_name)
+        except FileNotFoundError as exc:
+            if bucket_is_missing(exc) or not self._bucket_exists():
+                raise errors.BucketDoesNotExistError(self.provider, self.bucket) from None
+            return False
+        except Exception as exc:
+            raise self._error(exc, object_name, "existence check") from None
+        return True
+
+    def iterate_objects(self, prefix: str | None = None) -> Iterator[str]:
+        """Names starting with ``prefix`` (a string prefix: obstore lists by folder, so the
+        folder of ``prefix`` is listed and the names filtered)."""
+        prefix = prefix or ""
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else None
+        try:
+            for batch in obstore.list(self.store, prefix=folder):
+                for item in batch:
+                    path = item["path"]
+                    if path.startswith(prefix):
+                        yield path
+        except GeneratorExit:
+            raise
+        except Exception as exc:
+            if is_missing(exc):
+                raise errors.BucketDoesNotExistError(self.provider, self.bucket) from None
+            raise self._error(exc, None, "listing") from None
+
+    def delete_object(self, object_name: str) -> None:
+        try:
+            obstore.delete(self.store, object_name)
+        except Exception as exc:
+            if is_missing(exc) and not bucket_is_missing(exc):
+                return
+            raise self._error(exc, object_name, "delete") from None
+
+    # -- many requests at once -------------------------------------------------------------------
+
+    def _run_many(
+        self,
+        jobs: Sequence[Any],
+        one: Callable[[int, Any], Any],
+        max_workers: int,
+        action: str,
+        name_of: Callable[[Any], str],
+    ) -> Iterator[tuple[int, Any]]:
+        """``(index, result or error)`` of ``one(index, job)`` for every job, as each
+        finishes; the tasks are cancelled if the caller stops early."""
+        if not jobs:
+            return
+        results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        limit = max(1, min(MAX_TASKS, max_workers, len(jobs)))
+
+        async def run_all() -> None:
+            pending = iter(enumerate(jobs))
+
+            async def worker() -> None:
+                for index, job in pending:
+                    try:
+                        outcome = await one(index, job)
+                    except asyncio.CancelledError:
+                        raise
+                    except BaseException as exc:
+                        outcome = self._error(exc, name_of(job), action)
+                    results.put((index, outcome))
+
+            await asyncio.gather(*(worker() for _ in range(limit)))
+
+        future: Future[None] = asyncio.run_coroutine_threadsafe(run_all(), _Loop.get())
+        try:
+            for _ in range(len(jobs)):
+                while True:
+                    try:
+                        item = results.get(timeout=0.5)
+                        break
+                    except queue.Empty:
+                        if future.done() and results.empty():
+                            future.result()  # a bug in run_all: raise it here
+                            raise AssertionError("the engine lost a result") from None
+                yield item
+        finally:
+            future.cancel()
+
+
+def _write_whole(data: Any, path: str, algorithm: str) -> FileDigest:
+    """A small body, hashed and written with bare system calls (no file object: a fifth of
+    the loop's time for 1000 files of 10 KiB went into ``open()``)."""
+    hasher = new_hasher(algorithm)
+    hasher.update(data)
+    view = memoryview(data)
+    fd = os.open(path, _WRITE_FLAGS, 0o666)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    return FileDigest(len(data), hasher.hexdigest(), algorithm)
+
+
+def _write_hashing(chunks: Any, path: str, algorithm: str) -> FileDigest:
+    hasher, size = new_hasher(algorithm), 0
+    with open(path, "wb") as f:
+        for chunk in chunks:
+            f.write(chunk)
+            hasher.update(chunk)
+            size += len(chunk)
+    return FileDigest(size, hasher.hexdigest(), algorithm)
+
+
+async def _write_hashing_async(chunks: Any, path: str, algorithm: str) -> FileDigest:
+    hasher, size = new_hasher(algorithm), 0
+    with open(path, "wb") as f:
+        async for chunk in chunks:
+            f.write(chunk)
+            hasher.update(chunk)
+            size += len(chunk)
+    return FileDigest(size, hasher.hexdigest(), algorithm)
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -1,0 +1,155 @@
+"""The engine of the ``s3`` driver: an obstore ``S3Store`` configured as the driver's client.
+
+Credentials are found as boto3 finds them, so that users configure nothing new: keys given
+to the driver win; then a ``profile_name=`` (resolved by boto3, as everything below); then
+``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (``AWS_SESSION_TOKEN``) in the environment;
+anything else (``AWS_PROFILE``, ``~/.aws``, SSO, web identity, instance metadata) goes
+through boto3's own credential chain, asked again whenever the credentials it gave expire.
+Only the last two cases import boto3: with keys at hand, a fetch never loads an SDK.
+
+Not the engine's, left to the driver's boto3 client: a ready ``client=`` (its own settings
+apply), and with ``aws_kms_key_id`` every write (SSE-KMS). Large uploads (multipart,
+create-only), copies and anything the driver does not delegate stay on boto3 in every case.
+
+Requests are retried by obstore (5xx, throttling, broken connections) with exponential
+backoff for at most the driver's ``timeout_s``; a connection takes at most 10 s to open and
+a read at most 60 s to answer, as the boto3 client is set.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any, Final
+
+from obstore.store import S3Store
+
+from modelkit_assets import errors
+from modelkit_assets_s3.settings import max_attempts
+
+from .engine import ObstoreEngine
+
+#: Region of S3-compatible stores that ignore it, when none is configured (boto3's default).
+_DEFAULT_REGION: Final = "us-east-1"
+_CONNECT_TIMEOUT_S: Final = 10.0
+_READ_TIMEOUT_S: Final = 60.0
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def s3_engine(driver: Any) -> ObstoreEngine | None:
+    """The engine of an ``S3StorageDriver``, or None if the SDK keeps everything."""
+    if driver.__dict__.get("_client") is not None or _builds_its_own_client(driver):
+        return None  # a ready client= (or a subclass's own) is used as it is
+    settings = driver.settings
+    config: dict[str, Any] = {"region": _region(settings)}
+    credentials = _static_credentials(settings)
+    provider = None
+    if credentials is None:
+        provider = _Boto3Credentials(settings)  # imports boto3: no keys at hand
+    else:
+        config.update(credentials)
+    if settings.endpoint_url:
+        config["endpoint"] = settings.endpoint_url
+        config["virtual_hosted_style_request"] = False  # as the driver: path-style addressing
+    timeout = max(float(driver.timeout_s), 0.1)
+    client_options: dict[str, Any] = {
+        "allow_http": bool(settings.endpoint_url and settings.endpoint_url.startswith("http:")),
+        "connect_timeout": datetime.timedelta(seconds=min(_CONNECT_TIMEOUT_S, timeout)),
+        "read_timeout": datetime.timedelta(seconds=min(_READ_TIMEOUT_S, timeout)),
+    }
+    retry_config: Any = {
+        # As many tries as the boto3 client makes within the same timeout.
+        "max_retries": max_attempts(timeout) - 1,
+        "retry_timeout": datetime.timedelta(seconds=timeout),
+        "backoff": {
+            "init_backoff": datetime.timedelta(milliseconds=100),
+            "max_backoff": datetime.timedelta(seconds=min(20.0, timeout)),
+            "base": 2,
+        },
+    }
+    try:
+        store = S3Store(
+            driver.bucket,
+            config=config,  # type: ignore[arg-type]  # keys checked by S3Store itself
+            client_options=client_options,  # type: ignore[arg-type]
+            retry_config=retry_config,
+            credential_provider=provider,  # type: ignore[arg-type]  # a callable, as typed
+        )
+    except Exception as exc:  # an invalid endpoint URL, bucket name...
+        raise errors.ConfigurationError(f"cannot configure the s3 client: {exc}") from None
+    return ObstoreEngine(store, "s3", driver.bucket, uploads=not settings.aws_kms_key_id)
+
+
+def _builds_its_own_client(driver: Any) -> bool:
+    """Whether a subclass replaced how the boto3 client is built (``build_client``, modelkit's
+    hook, or ``settings.make_client``): its client then carries everything."""
+    from modelkit_assets_s3.driver import S3StorageDriver
+
+    own = getattr(type(driver), "build_client", None)
+    return own is not getattr(S3StorageDriver, "build_client", None)
+
+
+def _static_credentials(settings: Any) -> dict[str, str] | None:
+    """Keys as boto3 would take them without a credential chain, or None."""
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        return _keys(
+            settings.aws_access_key_id, settings.aws_secret_access_key, settings.aws_session_token
+        )
+    if settings.profile_name:
+        return None
+    key, secret = _env("AWS_ACCESS_KEY_ID"), _env("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        return _keys(key, secret, _env("AWS_SESSION_TOKEN"))
+    return None
+
+
+def _keys(key: str, secret: str, token: str | None) -> dict[str, str]:
+    keys = {"access_key_id": key, "secret_access_key": secret}
+    if token:
+        keys["session_token"] = token
+    return keys
+
+
+def _region(settings: Any) -> str:
+    region = settings.region_name or _env("AWS_REGION") or _env("AWS_DEFAULT_REGION")
+    if region:
+        return str(region)
+    if settings.endpoint_url:
+        return _DEFAULT_REGION
+    import botocore.session  # ~/.aws/config, the profile's region
+
+    session = botocore.session.Session(profile=settings.profile_name)
+    return str(session.get_config_variable("region") or _DEFAULT_REGION)
+
+
+class _Boto3Credentials:
+    """boto3's credential chain as an obstore credential provider (refreshed on expiry)."""
+
+    def __init__(self, settings: Any) -> None:
+        import boto3
+        from botocore.exceptions import BotoCoreError
+
+        try:  # a profile that does not exist is a configuration error, at once (as boto3's)
+            self._session = boto3.Session(profile_name=settings.profile_name)
+        except BotoCoreError as exc:
+            raise errors.ConfigurationError(f"cannot configure the s3 client: {exc}") from None
+        self._credentials: Any = None
+
+    def __call__(self) -> dict[str, Any]:
+        if self._credentials is None:
+            self._credentials = self._session.get_credentials()
+            if self._credentials is None:
+                raise errors.StorageAccessDeniedError(
+                    "s3", "", "no credentials found (keys, profile or instance role)"
+                )
+        frozen = self._credentials.get_frozen_credentials()
+        expiry = getattr(self._credentials, "_expiry_time", None)
+        return {
+            "access_key_id": frozen.access_key,
+            "secret_access_key": frozen.secret_key,
+            "token": frozen.token,
+            "expires_at": expiry,
+        }

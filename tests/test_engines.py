@@ -1,0 +1,205 @@
+"""The data-path engines (modelkit_assets.engines): which one a driver gets, and what the obstore
+engine (the fast extra) keeps of the driver's contract on real S3 servers."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelkit_assets import StorageProvider, errors
+from modelkit_assets.engines import ENGINE_ENV, engine_name, obstore_installed
+from modelkit_assets.hashing import digest_bytes
+from modelkit_assets_s3.driver import S3StorageDriver
+from tests.cli_runner import fails
+from tests.servers.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server
+
+needs_obstore = pytest.mark.skipif(not obstore_installed(), reason="the fast extra is absent")
+
+
+def _driver(server: S3Server, **kwargs: Any) -> S3StorageDriver:
+    options = {
+        "endpoint_url": server.endpoint,
+        "aws_access_key_id": ACCESS_KEY,
+        "aws_secret_access_key": SECRET_KEY,
+        "region_name": "us-east-1",
+        **kwargs,
+    }
+    return S3StorageDriver(BUCKET, timeout_s=30.0, **options)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"engine-{uuid.uuid4().hex[:12]}"
+
+
+def test_the_setting_is_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(ENGINE_ENV, "turbo")
+    with pytest.raises(errors.InvalidSettingError, match=ENGINE_ENV):
+        S3StorageDriver("b", endpoint_url="http://127.0.0.1:9")
+    for key, value in {
+        "MODELKIT_STORAGE_PROVIDER": "s3",
+        "MODELKIT_STORAGE_BUCKET": "b",
+        "MODELKIT_ASSETS_DIR": str(tmp_path),
+        "S3_ENDPOINT": "http://127.0.0.1:9",
+    }.items():
+        monkeypatch.setenv(key, value)
+    assert ENGINE_ENV in fails("fetch", "a:0.0", code=2)  # one line, no traceback
+
+
+def test_sdk_engine_and_ready_clients_keep_boto3(
+    seaweedfs_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENGINE_ENV, "sdk")
+    assert engine_name(_driver(seaweedfs_server)) == "sdk"
+    monkeypatch.setenv(ENGINE_ENV, "auto")
+    ready = S3StorageDriver(BUCKET, client=seaweedfs_server.client("s3"))
+    assert engine_name(ready) == "sdk"  # a client= is used as it is, its settings included
+
+
+def test_auto_is_obstore_when_installed(seaweedfs_server: S3Server) -> None:
+    expected = "obstore" if obstore_installed() else "sdk"
+    assert engine_name(_driver(seaweedfs_server)) == expected
+
+
+@needs_obstore
+def test_obstore_moves_the_bytes_and_no_boto3_client_is_built(
+    seaweedfs_server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """A round trip of small files, a streamed 3 MiB file and a 40 MiB one (parallel ranges),
+    each checked against its digest, with no boto3 client (its 0.4 s of start-up) built."""
+    driver = _driver(seaweedfs_server)
+    contents = {f"{prefix}/f{i}": f"file {i}".encode() * (i + 1) for i in range(40)}
+    contents[f"{prefix}/big"] = bytes(range(256)) * (3 * 4096)
+    contents[f"{prefix}/huge"] = os.urandom(40 * 1024 * 1024 + 5)
+    jobs = [(data, name, "") for name, data in contents.items()]
+    assert all(error is None for _, error in driver.create_many(jobs, 8))
+    again = dict(driver.create_many(jobs[:1], 8))
+    assert isinstance(again[0], errors.ObjectAlreadyExistsError)  # create-only on the server
+    paths = [(name, str(tmp_path / name.rsplit("/", 1)[1])) for name in contents]
+    outcomes = dict(
+        driver.download_many([*paths, (f"{prefix}/none", str(tmp_path / "n"))], "blake3", 4)
+    )
+    for index, (name, path) in enumerate(paths):
+        assert outcomes[index] == digest_bytes(contents[name], "blake3")
+        assert Path(path).read_bytes() == contents[name]
+    assert isinstance(outcomes[len(paths)], errors.ObjectDoesNotExistError)
+    assert not (tmp_path / "n").exists()
+    assert sorted(driver.iterate_objects(f"{prefix}/f1")) == sorted(
+        n for n in contents if n.startswith(f"{prefix}/f1")
+    )
+    assert driver._client is None
+
+
+@needs_obstore
+def test_compare_and_swap_through_obstore(seaweedfs_server: S3Server, prefix: str) -> None:
+    driver = _driver(seaweedfs_server)
+    name = f"{prefix}/index"
+    driver.write_object(b"1", name, if_absent=True)
+    with pytest.raises(errors.PreconditionFailedError):
+        driver.write_object(b"2", name, if_absent=True)
+    _, token = driver.read_object(name)
+    driver.write_object(b"2", name, if_match=token)
+    with pytest.raises(errors.PreconditionFailedError):
+        driver.write_object(b"3", name, if_match=token)  # stale token
+    assert driver.read_object(name)[0] == b"2"
+
+
+@needs_obstore
+def test_a_replaced_method_stays_in_charge(
+    seaweedfs_server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """A wrapper on download_object (a fault injector, an audit) sees every download: the
+    engine never goes around it."""
+    driver = _driver(seaweedfs_server)
+    driver.write_object(b"x", f"{prefix}/a")
+    seen: list[str] = []
+    original = driver.download_object
+
+    def audited(object_name: str, destination_path: str) -> None:
+        seen.append(object_name)
+        original(object_name, destination_path)
+
+    driver.download_object = audited  # type: ignore[method-assign]
+    outcomes = dict(driver.download_many([(f"{prefix}/a", str(tmp_path / "a"))], "blake3", 2))
+    assert outcomes[0] == digest_bytes(b"x", "blake3")
+    assert seen == [f"{prefix}/a"]
+
+
+@pytest.fixture
+def sdk_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """obstore taken for absent, as if the extra were not installed."""
+    import modelkit_assets.engines as engines
+
+    monkeypatch.setattr(engines, "obstore_installed", lambda: False)
+
+
+def test_obstore_asked_for_but_absent_is_one_clear_error(
+    sdk_only: None, monkeypatch: pytest.MonkeyPatch, seaweedfs_server: S3Server
+) -> None:
+    monkeypatch.setenv(ENGINE_ENV, "obstore")
+    with pytest.raises(errors.ConfigurationError, match=r"modelkit-assets-s3\[fast\]"):
+        _driver(seaweedfs_server)
+    monkeypatch.setenv(ENGINE_ENV, "auto")
+    assert engine_name(_driver(seaweedfs_server)) == "sdk"
+
+
+@needs_obstore
+def test_a_fetch_through_obstore_checks_every_digest(
+    seaweedfs_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prefix: str
+) -> None:
+    """A file changed in the store behind the .meta's back is refused, as with boto3."""
+    for key, value in {
+        **seaweedfs_server.env,
+        "MODELKIT_STORAGE_PROVIDER": "s3",
+        "MODELKIT_STORAGE_BUCKET": BUCKET,
+        "MODELKIT_STORAGE_PREFIX": prefix,
+        "MODELKIT_ASSETS_DIR": str(tmp_path / "assets"),
+    }.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "assets").mkdir()
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(5):
+        (source / f"f{i}").write_bytes(b"%d" % i * 100)
+    store = StorageProvider()
+    store.new(str(source), "a", "0.0")
+    driver = _driver(seaweedfs_server)
+    driver.write_object(b"tampered", f"{prefix}/a/0.0/f3")
+    with pytest.raises(errors.AssetIntegrityError, match="f3"):
+        store.download("a", "0.0", str(tmp_path / "assets"))
+
+
+@needs_obstore
+def test_a_forked_child_keeps_to_the_sdk(
+    seaweedfs_server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """A server that fetches its models, then forks its workers: obstore's runtime does not
+    survive a fork (a request there waits forever), so the worker's fetch goes through boto3."""
+    driver = _driver(seaweedfs_server)
+    driver.write_object(b"x" * 100, f"{prefix}/a")
+    assert dict(driver.download_many([(f"{prefix}/a", str(tmp_path / "p"))], "blake3", 2))
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its download completes, checked
+        code = 1
+        try:
+            outcomes = dict(
+                driver.download_many([(f"{prefix}/a", str(tmp_path / "c"))], "blake3", 2)
+            )
+            code = 0 if outcomes[0] == digest_bytes(b"x" * 100, "blake3") else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child's download hung")
