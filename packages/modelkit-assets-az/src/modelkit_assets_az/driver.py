@@ -288,9 +288,13 @@ class AzureStorageDriver(StorageDriver):
 
     def _foreign_answer(self, exc: HttpResponseError) -> errors.StorageDriverError | None:
         """An error answered without the ``x-ms-request-id`` header that the blob service
-        and Azurite send with every answer: some other web server is at the BlobEndpoint."""
+        and Azurite send with every answer: some other web server is at the BlobEndpoint.
+        Throttling (408, 429) and 5xx other than 501 are left alone: a proxy in front of the
+        store may be failing for a moment, and the core retries those."""
         response, status = exc.response, exc.status_code
         if response is None or status is None or status < 400 or (500 <= status != 501):
+            return None
+        if status in _TRANSIENT_STATUSES:
             return None
         headers = getattr(response, "headers", None) or {}
         if "x-ms-request-id" in headers:

@@ -52,6 +52,8 @@ def foreign_answer(exc: BaseException) -> errors.NotAStoreEndpointError | None:
     status = getattr(response, "status_code", None)
     if not isinstance(status, int) or status < 400 or (status >= 500 and status != 501):
         return None
+    if status in (408, 429):  # throttling, perhaps by a proxy: transient, retried
+        return None
     headers = getattr(response, "headers", None) or {}
     kind = str(headers.get("content-type", "")).split(";")[0].strip().lower()
     if "x-guploader-uploadid" in headers or kind != "text/html":

@@ -29,7 +29,14 @@ from modelkit_assets import errors
 from modelkit_assets.hashing import digest_file, new_hasher
 from modelkit_assets.meta import FileDigest
 
-from .errors import bucket_is_missing, is_conflict, is_missing, status_of, translate
+from .errors import (
+    bucket_is_missing,
+    foreign_answer,
+    is_conflict,
+    is_missing,
+    status_of,
+    translate,
+)
 
 #: Bytes per chunk of a streamed body (and the largest body read whole, in one piece).
 CHUNK: Final = 1024 * 1024
@@ -109,6 +116,9 @@ class ObstoreEngine:
     def _error(self, exc: BaseException, object_name: str | None, action: str) -> BaseException:
         if isinstance(exc, errors.ModelkitAssetsError):
             return exc
+        foreign = foreign_answer(exc, self.provider)
+        if foreign is not None:
+            return foreign
         if bucket_is_missing(exc):
             return errors.BucketDoesNotExistError(self.provider, self.bucket)
         if object_name is not None and is_missing(exc):
@@ -130,9 +140,12 @@ class ObstoreEngine:
             return True
         try:
             next(iter(obstore.list(self.store, prefix=None, chunk_size=1)), None)
-        except FileNotFoundError:
-            return False
         except Exception as exc:  # listing a missing bucket is a "generic" 404 (NoSuchBucket)
+            foreign = foreign_answer(exc, self.provider)
+            if foreign is not None:
+                raise foreign from None
+            if isinstance(exc, FileNotFoundError):
+                return False
             # Without the right to list (403) the object was missing all the same.
             return not (status_of(exc) == 404 or "NoSuchBucket" in str(exc))
         self._bucket_seen = True

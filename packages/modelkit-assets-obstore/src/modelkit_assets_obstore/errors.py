@@ -42,8 +42,44 @@ def status_of(exc: BaseException) -> int | None:
     return int(match.group(1)) if match else None
 
 
+#: An error page in HTML where the store answers XML (``<Error>``): another web server.
+_HTML_ANSWER: Final = re.compile(r"non-2xx status code: (\d{3})[^:]*:\s*<(?:!DOCTYPE|html)", re.I)
+#: How each provider is named in messages, and the setting that names its endpoint.
+_SERVICES: Final = {"s3": ("an S3", "S3_ENDPOINT")}
+#: What a refused TCP connection looks like in obstore's (Rust's) error chain.
+_REFUSED: Final = re.compile(r"ConnectionRefused|Connection refused|os error 111")
+
+
+def foreign_answer(exc: BaseException, provider: str) -> errors.NotAStoreEndpointError | None:
+    """The error for an answer that came from some other web server at the endpoint (an HTML
+    error page, not the store's XML), or None. 5xx pages other than 501 are left alone: a proxy
+    in front of the store may be failing for a moment. HEAD answers carry no body to tell."""
+    text = str(exc)
+    match = _HTML_ANSWER.search(text)
+    if match is None or "<Error>" in text:
+        return None
+    status = int(match.group(1))
+    if (status >= 500 and status != 501) or status in _TRANSIENT_4XX:
+        return None
+    service, setting = _SERVICES.get(provider, (f"a {provider}", "the endpoint setting"))
+    endpoint = _URL.search(text)
+    return errors.NotAStoreEndpointError(
+        provider,
+        endpoint.group(1) if endpoint else "configured",
+        service,
+        f"HTTP {status} in text/html",
+        setting,
+    )
+
+
+def is_refused(exc: BaseException) -> bool:
+    """Whether the connection was refused (nothing listens at the endpoint)."""
+    return bool(_REFUSED.search(str(exc))) or errors.is_connection_refused(exc)
+
+
 def is_missing(exc: BaseException) -> bool:
-    return isinstance(exc, FileNotFoundError)
+    """A 404 from the store itself (not another web server's error page)."""
+    return isinstance(exc, FileNotFoundError) and not _HTML_ANSWER.search(str(exc))
 
 
 def is_conflict(exc: BaseException) -> bool:
@@ -74,6 +110,9 @@ def translate(
     conditional write (the engine tells those apart itself), worded as the SDK drivers word
     theirs."""
     what = f" of {object_name!r}" if object_name else ""
+    foreign = foreign_answer(exc, provider)
+    if foreign is not None:
+        return foreign
     status, code = status_of(exc), code_of(exc)
     if code in _NO_BUCKET:
         return errors.BucketDoesNotExistError(provider, bucket)
@@ -91,6 +130,13 @@ def translate(
         )
     endpoint = _URL.search(str(exc))
     where = f" {endpoint.group(1)}" if endpoint else ""
+    if is_refused(exc):
+        _, setting = _SERVICES.get(provider, ("", "the endpoint setting"))
+        return errors.StorageUnavailableError(
+            provider,
+            f"{action}: the endpoint{where} refused the connection (check {setting})",
+            refused=True,
+        )
     return errors.StorageUnavailableError(
         provider,
         f"{action} could not reach the endpoint{where} ({_cause(exc)}), even after retries",

@@ -11,9 +11,9 @@ Not the engine's, left to the driver's boto3 client: a ready ``client=`` (its ow
 apply), and with ``aws_kms_key_id`` every write (SSE-KMS). Large uploads (multipart,
 create-only), copies and anything the driver does not delegate stay on boto3 in every case.
 
-Requests are retried by obstore (5xx, throttling, broken connections) with exponential
-backoff for at most the driver's ``timeout_s``; a connection takes at most 10 s to open and
-a read at most 60 s to answer, as the boto3 client is set.
+Requests are retried by obstore (5xx, throttling, broken connections) a few times within
+5 s, then by the core within the driver's ``timeout_s``, as boto3's are; a connection takes at
+most 10 s to open and a read at most 60 s to answer, as the boto3 client is set.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ from .engine import ObstoreEngine
 _DEFAULT_REGION: Final = "us-east-1"
 _CONNECT_TIMEOUT_S: Final = 10.0
 _READ_TIMEOUT_S: Final = 60.0
+#: obstore's own retries of a request, and how long they may take, before the core retries.
+_QUICK_RETRIES: Final = 3
+_QUICK_RETRY_S: Final = 5.0
 
 
 def _env(name: str) -> str | None:
@@ -61,9 +64,12 @@ def s3_engine(driver: Any) -> ObstoreEngine | None:
         "read_timeout": datetime.timedelta(seconds=min(_READ_TIMEOUT_S, timeout)),
     }
     retry_config: Any = {
-        # As many tries as the boto3 client makes within the same timeout.
-        "max_retries": max_attempts(timeout) - 1,
-        "retry_timeout": datetime.timedelta(seconds=timeout),
+        # A few quick tries of obstore's own, then the core's retries take over within the
+        # timeout, as with boto3: obstore cannot be told to leave a refused connection alone,
+        # and retrying one for the whole timeout would hide a dead endpoint (the first failure
+        # is reported, and the CLI gives up on a refused connection, from the core).
+        "max_retries": min(_QUICK_RETRIES, max_attempts(timeout) - 1),
+        "retry_timeout": datetime.timedelta(seconds=min(_QUICK_RETRY_S, timeout)),
         "backoff": {
             "init_backoff": datetime.timedelta(milliseconds=100),
             "max_backoff": datetime.timedelta(seconds=min(20.0, timeout)),

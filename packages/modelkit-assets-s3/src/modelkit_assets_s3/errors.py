@@ -180,8 +180,8 @@ def refuse_foreign_answers(http_response: Any = None, model: Any = None, **_: ob
     if http_response is None or str(getattr(model, "name", "")).startswith("Head"):
         return
     status = int(http_response.status_code)
-    if status < 400 or (status >= 500 and status != 501):
-        return  # 5xx: a proxy in front of the store may be failing for a moment
+    if status < 400 or (status >= 500 and status != 501) or status in (408, 429):
+        return  # 5xx, throttling: a proxy in front of the store may be failing for a moment
     headers = http_response.headers
     if any(str(key).lower().startswith("x-amz-") for key in headers):
         return
