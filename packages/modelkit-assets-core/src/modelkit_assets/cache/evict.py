@@ -5,15 +5,17 @@ is downloading any version of the asset, nothing of it is removed this time. A c
 is then removed in steps that a racing fetch cannot lose to (see :mod:`.holds`):
 
 1. it is not removed if a live process holds it;
-2. it is renamed to ``.{version}.evicting``: from now on no fetch finds it complete, and one
-   that arrives downloads it again, after waiting for the lock;
-3. the holds are read again: if one appeared meanwhile, the version is renamed back (its
-   holder checked it after holding it, so it may be about to return it);
-4. else it is renamed to a debris name (``.tmp-``), its record and marker are removed, then
-   the debris is.
+2. its SUCCESS marker is renamed to ``.{version}.evicting``: from now on no fetch finds it
+   complete, and one that arrives waits for the lock, then downloads it again. Its bytes stay
+   where they are: a fetch that found the version complete before (and so held it before) may
+   be returning their path, and may open it at any moment;
+3. the holds are read again: if one appeared meanwhile, the marker is put back (its holder
+   checked the version after holding it, so it may be about to return it);
+4. else the version is renamed to a debris name (``.tmp-``), its record and the set-aside
+   marker are removed, then the debris is.
 
-A process killed between 2 and 4 leaves ``.{version}.evicting``, a whole version, which the
-next download of the asset puts back (see :func:`.layout.clean_stale_downloads`).
+A process killed between 2 and 4 leaves ``.{version}.evicting`` beside a whole version, whose
+marker the next download of the asset puts back (see :func:`.layout.clean_stale_downloads`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def remove_entry(cache: AssetsCache, entry: Entry, *, ignore_holds: bool = False
                 os.unlink(cache.internal_path(PARTIALS, entry.name, entry.version, ".log"))
             return None
         if entry.kind == DEBRIS:
-            if entry.path.endswith(EVICTING):  # a whole version a dead eviction set aside
+            if entry.path.endswith(EVICTING):  # the marker of a version a dead eviction began
                 _drop_version(cache, entry.name, entry.version, entry.path)
             elif entry.detail == INCOMPLETE:  # under its final name: complete by now?
                 if complete_in(cache.asset_folder(entry.name), entry.version) is not None:
@@ -66,28 +68,40 @@ def _evict_version(cache: AssetsCache, entry: Entry, ignore_holds: bool) -> str 
     if not ignore_holds and entry.key in live_holds(cache.cache_dir):
         return HELD
     folder = cache.asset_folder(entry.name)
-    path = os.path.join(folder, entry.version)
+    marker = _marker_of(folder, entry.version)
     aside = os.path.join(folder, f".{entry.version}{EVICTING}")
     try:
-        os.replace(path, aside)
+        os.replace(marker, aside)
     except FileNotFoundError:
         return GONE
     if not ignore_holds and entry.key in live_holds(cache.cache_dir):
-        os.replace(aside, path)
+        os.replace(aside, marker)
         return HELD
     _drop_version(cache, entry.name, entry.version, aside)
     return None
 
 
+def _marker_of(folder: str, version: str) -> str:
+    """The SUCCESS marker of ``version`` in the asset folder ``folder`` (inside a directory
+    version, beside a file version)."""
+    path = os.path.join(folder, version)
+    return (
+        os.path.join(path, SUCCESS)
+        if os.path.isdir(path)
+        else os.path.join(folder, f".{version}{SUCCESS}")
+    )
+
+
 def _drop_version(cache: AssetsCache, name: str, version: str, aside: str) -> None:
-    """Delete a version set aside at ``aside``: debris first, so that nothing half-deleted
-    ever looks whole."""
-    debris = set_aside(aside)
+    """Delete ``version``, whose marker was set aside at ``aside``: its bytes become debris
+    first, so that nothing half-deleted ever looks whole, then the record and the marker go."""
     folder = cache.asset_folder(name)
-    if not os.path.lexists(os.path.join(folder, version)):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(folder, f".{version}{SUCCESS}"))
-        remove_record(cache.assets_dir, name, version)
+    debris = set_aside(os.path.join(folder, version))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(folder, f".{version}{SUCCESS}"))
+    remove_record(cache.assets_dir, name, version)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(aside)
     if debris is not None:
         remove(debris)
 

@@ -343,8 +343,8 @@ def set_aside(path: str) -> str | None:
 def clean_stale_downloads(cache: AssetsCache, name: str) -> None:
     """Remove the debris of dead processes in ``name``'s folder (call with ``name``'s lock held:
     every downloader and every eviction of any version of ``name`` takes it, so what is left is
-    a dead process's). Partial downloads stay: they are resumed. A version a dead eviction had
-    set aside is put back when nothing took its place (it was whole when it was set aside)."""
+    a dead process's). Partial downloads stay: they are resumed. The marker a dead eviction had
+    set aside is put back on its version (which was whole when the eviction began)."""
     folder = cache.asset_folder(name)
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
@@ -352,10 +352,12 @@ def clean_stale_downloads(cache: AssetsCache, name: str) -> None:
                 continue
             if TMP in entry.name:
                 remove(entry.path)
-            elif entry.name.endswith(EVICTING):
+            elif entry.name.endswith(EVICTING):  # the marker of a whole version
                 version = entry.name[1 : -len(EVICTING)]
                 final = os.path.join(folder, version)
-                if os.path.lexists(final):
-                    remove(entry.path)
+                if os.path.isdir(final):
+                    os.replace(entry.path, os.path.join(final, SUCCESS))
+                elif os.path.isfile(final):
+                    os.replace(entry.path, os.path.join(folder, f".{version}{SUCCESS}"))
                 else:
-                    os.replace(entry.path, final)
+                    remove(entry.path)
