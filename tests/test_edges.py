@@ -436,3 +436,43 @@ def test_a_uri_source_in_a_missing_bucket_names_that_bucket(
     assert "the source bucket 'no-such-source-bucket' does not exist" in line
     assert uri in line
     assert "MODELKIT_STORAGE_BUCKET" not in line  # not the store's bucket
+
+
+# -- found by a stranger's run of the merged tool ---------------------------------------------
+
+
+@pytest.mark.parametrize("bad_name", ["a\\b", "C:x"])
+def test_a_file_name_the_store_cannot_hold_is_refused_before_anything_is_written(
+    store_env: StoreEnv, tmp_path: Path, bad_name: str
+) -> None:
+    """A backslash (split into folders by the store) or a drive letter was pushed with exit 0,
+    then refused by every fetch of the version: the push must refuse it up front."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("fine")
+    (folder / bad_name).write_text("bad")
+    line = fails("new", str(folder), "cat/name", "--yes", code=2)
+    assert repr(bad_name) in line
+    assert "rename" in line
+    store = StorageProvider()
+    assert list(store.driver.iterate_objects(f"{store.prefix}/")) == []
+    (folder / bad_name).unlink()
+    ok("new", str(folder), "cat/name", "--yes")
+    assert Path(AssetsManager().fetch_asset("cat/name:0.0[ok.txt]")).read_text() == "fine"
+
+
+def test_an_empty_spec_names_no_path(local_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty string joined to a folder is that folder: it was answered with the working
+    directory, exit 0."""
+    monkeypatch.chdir(local_env.parent)
+    fails("fetch", "", code=2)
+    with pytest.raises(errors.InvalidAssetSpecError):
+        AssetsManager().fetch_asset("")
+    monkeypatch.delenv("MODELKIT_STORAGE_PROVIDER")
+    fails("fetch", "", code=2)
+
+
+def test_reindex_of_an_asset_that_does_not_exist_fails(local_env: Path) -> None:
+    line = fails("reindex", "no/such", "--yes")
+    assert "does not exist" in line
+    fails("reindex", "no/such", "--dry-run")

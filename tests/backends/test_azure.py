@@ -103,7 +103,7 @@ def test_plugin_is_registered_without_importing_the_sdk() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.splitlines()
-    assert out == ["('az',) ['conditional_writes', 'server_side_copy']", "[]"]
+    assert out == ["('az',) ['conditional_writes', 'ranged_reads', 'server_side_copy']", "[]"]
     assert get_registry().driver("az").source.distribution == "modelkit-assets-az"
     drivers = as_json(ok("plugins", "--json"))["storage_drivers"]
     assert {"name": "az", "distribution": "modelkit-assets-az", "schemes": ["az"]}.items() <= next(

@@ -221,7 +221,8 @@ class UnsafePathError(InvalidAssetSpecError):
         self.path = path
         ModelkitAssetsError.__init__(
             self,
-            f"refusing unsafe path {path!r} in {where}: no '..', absolute paths or drive letters",
+            f"refusing unsafe path {path!r} in {where}: "
+            "no '..', backslashes, absolute paths or drive letters",
         )
         self.spec = path
 

@@ -347,7 +347,10 @@ class AssetsManager:
 
     def _local_path_info(self, text: str) -> dict[str, Any] | None:
         """A path that is not an asset: relative to the assets dir, then the working directory,
-        then absolute; never one of the cache's own folders."""
+        then absolute; never one of the cache's own folders. An empty string names no path
+        (joined, it would be the assets dir or the working directory)."""
+        if not text.strip():
+            return None
         for candidate in (os.path.join(self.assets_dir, text), os.path.abspath(text)):
             if os.path.exists(candidate) and not self._is_cache_internal(candidate):
                 return {"path": candidate, "from_cache": True, "version": None, "name": None}

@@ -12,6 +12,7 @@ import attrs
 
 from . import errors
 from .meta import DEFAULT_ALGORITHM, FileDigest
+from .paths import check_relative_part
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,10 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
         entries, warnings = _walk(path)
         if not entries:
             raise errors.LocalAssetDoesNotExistError(path, "the directory holds no files")
+        for part, _, _ in entries:  # before anything is claimed or written
+            # A name the store would split differently (a backslash) or that a reader takes
+            # for a drive ('C:x') would be stored, then refused by every fetch of the version.
+            check_relative_part(part, f"the folder {path} (rename that file to push it)")
     elif not os.path.isfile(path):
         raise errors.SourceLinkError(path, "it is not a regular file (a FIFO, socket or device)")
     else:

@@ -473,6 +473,15 @@ class StorageProvider:
         listing = set(self.retry(lambda: list(self.driver.iterate_objects(prefix)), prefix))
         index = self.read_index(name)
         versions = self.claimed_versions(name)
+        if index is None and not versions:  # nothing to rebuild from: no such asset
+            raise errors.RemoteAssetDoesNotExistError(
+                name,
+                None,
+                self.get_versions_object_name(name),
+                self.driver.bucket,
+                hint=f"no index and no version metas under {prefix} in {self.provider} bucket "
+                f"{self.driver.bucket!r}",
+            )
         system = index.system if index is not None else self.versioning
         if versions and not all(system.is_version_valid(v) for v in versions):
             system = next(

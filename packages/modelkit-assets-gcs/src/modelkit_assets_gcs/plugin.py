@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from modelkit_assets import hookimpl
-from modelkit_assets.records import CONDITIONAL_WRITES, SERVER_SIDE_COPY, StorageDriverPlugin
+from modelkit_assets.records import (
+    CONDITIONAL_WRITES,
+    RANGED_READS,
+    SERVER_SIDE_COPY,
+    StorageDriverPlugin,
+)
 
 
 @hookimpl
@@ -14,6 +19,6 @@ def modelkit_assets_storage_drivers() -> Iterator[StorageDriverPlugin]:
         name="gcs",
         driver="modelkit_assets_gcs.driver:GCSStorageDriver",
         schemes=("gs",),
-        capabilities={CONDITIONAL_WRITES, SERVER_SIDE_COPY},
+        capabilities={CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY},
         description="Google Cloud Storage (google-cloud-storage)",
     )
