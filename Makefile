@@ -1,5 +1,5 @@
 # Two commands matter: `make demo` (the workflow on the local provider) and `make test`
-# (install everything into .venv and .tools, then ruff, mypy and the whole suite).
+# (install everything into .venv and .tools, then ruff, mypy and the whole suite, on 2 cores).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -42,7 +42,7 @@ lint: install
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 # Side by side with modelkit (installed into bench/.work by the benchmark), ~15 minutes.
 bench: install

@@ -76,10 +76,11 @@ def test_unknown_provider_lists_the_available_ones(
 ) -> None:
     monkeypatch.setenv("MODELKIT_STORAGE_PROVIDER", "ftp")
     monkeypatch.setenv("MODELKIT_ASSETS_DIR", str(tmp_path))
-    line = fails("list")
+    line = fails("list", code=2)  # a bad setting value: a usage error
     assert "unknown storage provider 'ftp'" in line
+    assert "MODELKIT_STORAGE_PROVIDER" in line
     assert "local" in line
-    assert "ftp" in fails("fetch", "name:1.0")
+    assert "ftp" in fails("fetch", "name:1.0", code=2)
 
 
 def test_local_bucket_that_does_not_exist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

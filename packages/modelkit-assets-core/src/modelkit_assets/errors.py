@@ -85,14 +85,16 @@ class NoConfiguredProviderError(ConfigurationError):
 
 
 class UnknownDriverError(ConfigurationError):
-    """No installed plugin provides the storage provider asked for."""
+    """No installed plugin provides the storage provider asked for: a bad setting value
+    (``MODELKIT_STORAGE_PROVIDER`` or ``provider=``), a usage error on the CLI."""
 
     def __init__(self, provider: str, available: list[str]) -> None:
         self.provider = provider
         self.available = available
         ModelkitAssetsError.__init__(
             self,
-            f"unknown storage provider {provider!r}; available: {', '.join(available) or 'none'}",
+            f"unknown storage provider {provider!r} (MODELKIT_STORAGE_PROVIDER or provider=); "
+            f"available: {', '.join(available) or 'none'}",
         )
 
 
