@@ -287,3 +287,16 @@ def test_fetch_json_reports_what_was_reused(
     assert (second["reused_files"], second["reused_bytes"]) == (2, 3100)
     assert second["received_bytes"] == 200 * KIB
     assert tree_bytes(second["path"])["a.txt"] == tree_bytes(first["path"])["a.txt"]
+
+
+@pytest.mark.parametrize("cached_store", ["local"], indirect=True)
+def test_a_version_of_no_system_is_a_usage_error_not_an_empty_cache(
+    cached_store: StoreEnv, tmp_path: Path
+) -> None:
+    """``cache list 'x:abc'`` answered "0 entries" with exit 0: a typo looked like an empty
+    cache."""
+    StorageProvider().new(str(make_file(tmp_path / "f", KIB)), "model", "0.0")
+    AssetsManager().fetch_asset("model:0.0")
+    for command in (("list", "model:abc"), ("rm", "model:abc", "--yes"), ("verify", "model:x")):
+        assert "no installed versioning system" in fails("cache", *command, code=2)
+    assert "model" in ok("cache", "list", "model:0").stdout

@@ -311,9 +311,17 @@ def matching(
     """The entries that ``specs`` designate (all of them without specs): ``name`` (a glob
     such as ``team/*`` too) for every version, ``name:version``, or ``name:1`` for every
     version that the partial version designates in one of the versioning ``systems``."""
+    specs = list(specs)
     wanted = [_parse(spec) for spec in specs]
     if not wanted:
         return list(entries)
+    for spec, (_, version) in zip(specs, wanted, strict=True):
+        if version is not None and systems and not any(
+            s.is_version_valid(version) for s in systems
+        ):  # a typo would match nothing, and say so as if the cache were empty
+            raise errors.InvalidAssetSpecError(
+                spec, f"{version!r} is a version of no installed versioning system"
+            )
     return [e for e in entries if any(_matches(e, n, v, systems) for n, v in wanted)]
 
 
