@@ -476,3 +476,21 @@ def test_reindex_of_an_asset_that_does_not_exist_fails(local_env: Path) -> None:
     line = fails("reindex", "no/such", "--yes")
     assert "does not exist" in line
     fails("reindex", "no/such", "--dry-run")
+
+
+def test_an_unknown_versioning_system_is_a_usage_error_naming_the_variable(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELKIT_ASSETS_VERSIONING_SYSTEM", "foo")
+    line = fails("list", code=2)
+    assert "MODELKIT_ASSETS_VERSIONING_SYSTEM" in line
+    assert "major_minor" in line
+
+
+def test_the_cache_marker_of_a_version_is_no_sub_part(local_env: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+    ok("new", str(folder), "cat/dir", "--yes")
+    assert Path(ok("fetch", "cat/dir:0.0[a.txt]").stdout.strip()).read_text() == "a"
+    assert "no such sub-part" in fails("fetch", "cat/dir:0.0[.SUCCESS]")

@@ -36,7 +36,12 @@ Exit codes: 0 success, 1 error (one line on stderr), 2 usage error, 130 interrup
 #: the endpoint, or a server that is down) unless MODELKIT_STORAGE_TIMEOUT_S is set.
 CLI_REFUSED_TIMEOUT_S = 10.0
 
-USAGE_ERRORS = (errors.InvalidAssetSpecError, errors.InvalidSettingError, errors.UnknownDriverError)
+USAGE_ERRORS = (
+    errors.InvalidAssetSpecError,
+    errors.InvalidSettingError,
+    errors.UnknownDriverError,
+    errors.UnknownAssetsVersioningSystemError,
+)
 
 logger = logging.getLogger("modelkit_assets")
 

@@ -173,7 +173,9 @@ class UnknownAssetsVersioningSystemError(ConfigurationError, AssetsManagerError)
     def __init__(self, name: str, available: list[str]) -> None:
         self.name = name
         ModelkitAssetsError.__init__(
-            self, f"unknown assets versioning system {name!r}; available: {', '.join(available)}"
+            self,
+            f"unknown assets versioning system {name!r} (MODELKIT_ASSETS_VERSIONING_SYSTEM or "
+            f"versioning=); available: {', '.join(available)}",
         )
 
 

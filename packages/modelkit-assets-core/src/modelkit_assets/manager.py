@@ -34,7 +34,7 @@ import time
 from typing import Any, Final, Literal, overload
 
 from . import environment, errors
-from .cache import AssetsCache, clean_stale_downloads
+from .cache import SUCCESS, AssetsCache, clean_stale_downloads
 from .paths import safe_join
 from .plugins import get_registry
 from .progress import NO_PROGRESS, TransferProgress
@@ -336,7 +336,8 @@ class AssetsManager:
         }
         if spec.sub_part:
             path = safe_join(base, spec.relative_sub_part or "", f"{spec.name}:{version}")
-            if not os.path.exists(path):
+            # The version's SUCCESS marker is the cache's, not part of the asset.
+            if not os.path.exists(path) or spec.relative_sub_part == SUCCESS:
                 raise errors.LocalAssetDoesNotExistError(
                     f"{spec.name}:{version}[{spec.sub_part}]", "the asset has no such sub-part"
                 )

@@ -316,8 +316,10 @@ def matching(
     if not wanted:
         return list(entries)
     for spec, (_, version) in zip(specs, wanted, strict=True):
-        if version is not None and systems and not any(
-            s.is_version_valid(version) for s in systems
+        if (
+            version is not None
+            and systems
+            and not any(s.is_version_valid(version) for s in systems)
         ):  # a typo would match nothing, and say so as if the cache were empty
             raise errors.InvalidAssetSpecError(
                 spec, f"{version!r} is a version of no installed versioning system"
