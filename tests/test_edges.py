@@ -494,3 +494,15 @@ def test_the_cache_marker_of_a_version_is_no_sub_part(local_env: Path, tmp_path:
     ok("new", str(folder), "cat/dir", "--yes")
     assert Path(ok("fetch", "cat/dir:0.0[a.txt]").stdout.strip()).read_text() == "a"
     assert "no such sub-part" in fails("fetch", "cat/dir:0.0[.SUCCESS]")
+
+
+def test_a_bad_cache_bound_fails_even_a_cached_fetch(
+    local_env: Path, asset_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was accepted until the first download, which could be days later."""
+    ok("new", str(asset_file), "name", "--yes")
+    ok("fetch", "name:0.0")
+    monkeypatch.setenv("MODELKIT_ASSETS_MAX_SIZE", "lots")
+    line = fails("fetch", "name:0.0", code=2)
+    assert "MODELKIT_ASSETS_MAX_SIZE" in line
+    assert "'lots'" in line

@@ -95,6 +95,10 @@ class AssetsManager:
         #: Specs already parsed, by their text (never changed once made here).
         self._parsed: dict[str, AssetSpec] = {}
         self._check_not_inside_store()
+        if os.environ.get("MODELKIT_ASSETS_MAX_SIZE"):  # a bad bound fails now, not at the
+            from .cache.prune import max_size_from_environment  # first download, days later
+
+            max_size_from_environment()
 
     def _check_not_inside_store(self) -> None:
         """Refuse an assets dir inside the local bucket's prefix, as modelkit does: fetches
