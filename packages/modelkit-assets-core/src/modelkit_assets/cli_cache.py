@@ -226,7 +226,7 @@ def _print_check(check: Check) -> None:
     label = "repaired" if check.repaired else ("ok" if check.ok else "DAMAGED")
     against = {"record": "its record", "store": "the store's .meta"}.get(check.source, "")
     click.echo(
-        f"{label:9} {check.entry.spec}: {check.files} files, {human_size(check.bytes)} "
+        f"{label:9} {check.entry.spec}: {_count(check.files, 'file')}, {human_size(check.bytes)} "
         f"checked by {check.how} against {against}"
     )
     for damage in check.damaged:
