@@ -34,7 +34,7 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.drivers.settings import ClientConfiguration
-from modelkit_assets.progress import HighWater
+from modelkit_assets.progress import HighWater, summed_into
 from modelkit_assets.records import CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY
 
 from .blocks import BlobExistsError, upload_blocks
@@ -83,22 +83,6 @@ def _error_code(exc: HttpResponseError) -> str:
     if isinstance(code, enum.Enum):
         return str(code.value)
     return str(code or "")
-
-
-def _adding_up(sent: HighWater) -> Callable[[int], None]:
-    """An ``on_bytes`` for threads that each report their own block: the counts are added up
-    into positions for ``sent``, so that a retry of the whole upload counts nothing twice."""
-    total = 0
-    lock = threading.Lock()
-
-    def on_block(count: int) -> None:
-        nonlocal total
-        with lock:
-            total += count
-            position = total
-        sent.reached(position)
-
-    return on_block
 
 
 def _one_line(exc: BaseException) -> str:
@@ -364,7 +348,7 @@ class AzureStorageDriver(StorageDriver):
                         size,
                         self.settings.max_block_size,
                         self.settings.max_concurrency,
-                        _adding_up(HighWater(on_bytes)) if on_bytes else None,
+                        summed_into(HighWater(on_bytes)) if on_bytes else None,
                     )
             except BlobExistsError:
                 raise conflict or errors.ObjectAlreadyExistsError(object_name) from None

@@ -65,6 +65,23 @@ class HighWater:
         self._on_bytes(gained)
 
 
+def summed_into(sent: HighWater) -> Callable[[int], None]:
+    """An ``on_bytes`` for threads that each report their own piece (a part, a block): the
+    counts are added up into positions for ``sent``, so that pieces sent again by a fresh start
+    of the whole upload are not counted twice."""
+    total = 0
+    lock = threading.Lock()
+
+    def on_piece(count: int) -> None:
+        nonlocal total
+        with lock:
+            total += count
+            position = total
+        sent.reached(position)
+
+    return on_piece
+
+
 def bytes_on_disk(path: str) -> int:
     """Bytes under ``path`` (a file or a tree), plus SDK temporaries named ``path.*`` beside it."""
     folder, base = os.path.split(path)

@@ -38,7 +38,7 @@ from modelkit_assets.drivers.settings import ClientConfiguration
 from modelkit_assets.engines import delegating, engine_of
 from modelkit_assets.hashing import digest_file, new_hasher
 from modelkit_assets.meta import FileDigest
-from modelkit_assets.progress import HighWater
+from modelkit_assets.progress import HighWater, summed_into
 from modelkit_assets.ranged import download_in_ranges
 from modelkit_assets.records import CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY
 
@@ -455,7 +455,7 @@ class S3StorageDriver(StorageDriver):
                     self.bucket,
                     object_name,
                     self.settings.upload_args,
-                    on_part=_positions(sent) if sent else None,
+                    on_part=summed_into(sent) if sent else None,
                     resume=resume,
                 )
                 return
@@ -537,22 +537,6 @@ class S3StorageDriver(StorageDriver):
             **self.settings.upload_args,  # type: ignore[arg-type]
             **condition,  # type: ignore[arg-type]
         )
-
-
-def _positions(sent: HighWater) -> Callable[[int], None]:
-    """An ``on_part`` that adds each part up into positions for ``sent``, so that parts
-    reported again by a fresh start are not counted twice."""
-    total = 0
-    lock = threading.Lock()
-
-    def on_part(count: int) -> None:
-        nonlocal total
-        with lock:
-            total += count
-            position = total
-        sent.reached(position)
-
-    return on_part
 
 
 def _object_size(response: Any) -> int:
