@@ -3,7 +3,10 @@ engine (the fast extra) keeps of the driver's contract on real S3 servers."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -203,3 +206,44 @@ def test_a_forked_child_keeps_to_the_sdk(
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     raise AssertionError("the forked child's download hung")
+
+
+@needs_obstore
+def test_a_fetch_through_obstore_never_imports_botocore(
+    seaweedfs_server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """botocore and s3transfer cost 50-80 ms of a small fetch's process: with keys at hand
+    and obstore moving the bytes, a whole fetch (resolve, .meta, files, digests) loads neither."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODELKIT_"))},
+        **seaweedfs_server.env,
+        "MODELKIT_STORAGE_PROVIDER": "s3",
+        "MODELKIT_STORAGE_BUCKET": BUCKET,
+        "MODELKIT_STORAGE_PREFIX": prefix,
+        "MODELKIT_ASSETS_DIR": str(tmp_path / "assets"),
+        ENGINE_ENV: "obstore",
+    }
+    (tmp_path / "assets").mkdir()
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(3):
+        (source / f"f{i}").write_bytes(b"%d" % i * 100)
+    pushed = subprocess.run(
+        [sys.executable, "-m", "modelkit_assets", "assets", "new", str(source), "a", "--yes"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    probe = (
+        "import json, sys\n"
+        "from modelkit_assets import AssetsManager\n"
+        "path = AssetsManager().fetch_asset('a:0.0')\n"
+        "print(json.dumps([path, sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('boto3', 'botocore', 's3transfer'))]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    path, sdk_modules = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sorted(n for n in os.listdir(path) if not n.startswith(".")) == ["f0", "f1", "f2"]
+    assert sdk_modules == []

@@ -22,15 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 import attrs
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    IncompleteReadError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
-from s3transfer.exceptions import RetriesExceededError
 
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
@@ -46,6 +37,7 @@ from .copy import copy_if_absent
 from .errors import PROVIDER, error_code, http_status, is_missing, is_precondition_failed, translate
 from .errors import redact_url as _redact_url
 from .multipart import MULTIPART_THRESHOLD, UploadLostError, upload_if_absent
+from .sdk import body_errors, client_error, sdk_errors
 from .settings import S3Settings, S3StorageDriverSettings
 
 if TYPE_CHECKING:
@@ -59,8 +51,6 @@ _SECRET_KEYS: Final = ("aws_access_key_id", "aws_secret_access_key", "aws_sessio
 #: The time budget of a client built from a configuration that does not say.
 DEFAULT_TIMEOUT_S: Final = 300.0
 
-#: What boto3 and s3transfer raise; anything else is a bug and propagates as it is.
-_SDK_ERRORS: Final = (ClientError, BotoCoreError, RetriesExceededError)
 #: Part uploads and ranged downloads of large objects in flight at once, per driver.
 _PART_WORKERS: Final = 8
 #: Requests in flight at once for the transfer manager's plain uploads, per driver.
@@ -73,12 +63,6 @@ _STREAM_CHUNK: Final = 1024 * 1024
 _COPY_ATTEMPTS: Final = 3
 #: A GET whose body breaks off is sent again, this many times in all.
 _GET_ATTEMPTS: Final = 3
-_BODY_ERRORS: Final = (
-    ConnectionClosedError,
-    IncompleteReadError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
 
 
 #: What the obstore engine (the ``fast`` extra) takes when installed; see modelkit_assets.engines.
@@ -219,7 +203,7 @@ class S3StorageDriver(StorageDriver):
         """Run one SDK call, turning its exceptions into modelkit-assets errors."""
         try:
             return call()
-        except _SDK_ERRORS as exc:
+        except sdk_errors() as exc:
             if object_name is not None and is_missing(exc):
                 raise self._missing(object_name) from None
             raise translate(exc, self.bucket, object_name, action) from None
@@ -235,7 +219,7 @@ class S3StorageDriver(StorageDriver):
             return True
         try:
             self.client.head_bucket(Bucket=self.bucket)
-        except _SDK_ERRORS as exc:
+        except sdk_errors() as exc:
             # Without s3:ListBucket the answer is 403: the object was missing all the same.
             return not (http_status(exc) == 404 or error_code(exc) == "NoSuchBucket")
         self._bucket_seen = True
@@ -250,7 +234,7 @@ class S3StorageDriver(StorageDriver):
             for page in pages:
                 for item in page.get("Contents", ()):
                     yield item["Key"]
-        except _SDK_ERRORS as exc:
+        except sdk_errors() as exc:
             raise translate(exc, self.bucket, None, "listing") from None
 
     def upload_object(self, file_path: str, object_name: str) -> None:
@@ -301,7 +285,7 @@ class S3StorageDriver(StorageDriver):
                         self._part_pool(),
                         part_size=_DOWNLOAD_PART,
                         first_part=body.iter_chunks(_STREAM_CHUNK),
-                        retry_on=_BODY_ERRORS,
+                        retry_on=body_errors(),
                         attempts=_GET_ATTEMPTS,
                     )
                 return None
@@ -316,7 +300,7 @@ class S3StorageDriver(StorageDriver):
                 if hasher is None or algorithm is None:
                     return None
                 return FileDigest(size, hasher.hexdigest(), algorithm)
-            except _BODY_ERRORS:
+            except body_errors():
                 if attempt == _GET_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
@@ -327,7 +311,7 @@ class S3StorageDriver(StorageDriver):
             return self.client.get_object(
                 Bucket=self.bucket, Key=object_name, Range=f"bytes=0-{_DOWNLOAD_PART - 1}"
             )
-        except ClientError as exc:
+        except client_error() as exc:
             if http_status(exc) != 416:
                 raise
         # 416: an empty object has no byte 0 to start a range from.
@@ -367,7 +351,7 @@ class S3StorageDriver(StorageDriver):
         body = response["Body"]
         try:
             yield from body.iter_chunks(_STREAM_CHUNK)
-        except _SDK_ERRORS as exc:
+        except sdk_errors() as exc:
             raise translate(exc, self.bucket, object_name, "ranged download") from None
         finally:
             body.close()
@@ -382,7 +366,7 @@ class S3StorageDriver(StorageDriver):
     def exists(self, object_name: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=object_name)
-        except _SDK_ERRORS as exc:
+        except sdk_errors() as exc:
             if not is_missing(exc):
                 raise translate(exc, self.bucket, object_name, "existence check") from None
             if not self._bucket_exists():
@@ -425,7 +409,7 @@ class S3StorageDriver(StorageDriver):
         translated."""
         try:
             yield
-        except _SDK_ERRORS as exc:
+        except sdk_errors() as exc:
             if is_precondition_failed(exc):
                 raise errors.ObjectAlreadyExistsError(object_name) from None
             raise translate(exc, self.bucket, object_name, "upload") from None
@@ -438,7 +422,7 @@ class S3StorageDriver(StorageDriver):
         on_bytes: Callable[[int], None] | None,
     ) -> None:
         # Resumed pushes find their large files already there: skip re-sending them.
-        with contextlib.suppress(ClientError):
+        with contextlib.suppress(client_error()):
             self.client.head_object(Bucket=self.bucket, Key=object_name)
             raise errors.ObjectAlreadyExistsError(object_name)
         # A killed push left its upload open: it is adopted, and only the parts missing (or
@@ -490,7 +474,7 @@ class S3StorageDriver(StorageDriver):
                     object_name,
                     self.settings.upload_args,
                 )
-            except _SDK_ERRORS as exc:
+            except sdk_errors() as exc:
                 if is_missing(exc):
                     raise self._missing(source_name) from None
                 if not is_precondition_failed(exc):
@@ -522,7 +506,7 @@ class S3StorageDriver(StorageDriver):
             condition = {"IfMatch": if_match}
         try:
             self._put(object_name, data, **condition)
-        except _SDK_ERRORS as exc:
+        except sdk_errors() as exc:
             # AWS answers If-Match on a missing object with 404 NoSuchKey, others with 412.
             lost = is_precondition_failed(exc) or (bool(condition) and is_missing(exc))
             if lost and error_code(exc) != "NoSuchBucket":

@@ -26,10 +26,14 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any, Final
 
-from botocore import exceptions as boto
-from s3transfer.exceptions import RetriesExceededError
-
 from modelkit_assets import errors
+
+from .sdk import (
+    client_error,
+    no_credentials_errors,
+    param_validation_error,
+    unreachable_errors,
+)
 
 PROVIDER: Final = "s3"
 
@@ -63,33 +67,18 @@ _TRANSIENT: Final = frozenset(
         "TooManyRequestsException",
     }
 )
-_UNREACHABLE: Final = (
-    boto.IncompleteReadError,  # the body stopped short of its Content-Length
-    boto.EndpointConnectionError,
-    boto.ConnectionClosedError,
-    boto.ConnectTimeoutError,
-    boto.ReadTimeoutError,
-    boto.ProxyConnectionError,
-    boto.HTTPClientError,
-    RetriesExceededError,
-)
-_NO_CREDENTIALS: Final = (
-    boto.NoCredentialsError,
-    boto.PartialCredentialsError,
-    boto.CredentialRetrievalError,
-)
 
 
 def error_code(exc: BaseException) -> str:
     """The S3 error code of a ClientError (``'NoSuchKey'``, ``'404'``...), else ''."""
-    if not isinstance(exc, boto.ClientError):
+    if not isinstance(exc, client_error()):
         return ""
     error = exc.response.get("Error", {})
     return str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
 
 
 def http_status(exc: BaseException) -> int:
-    if not isinstance(exc, boto.ClientError):
+    if not isinstance(exc, client_error()):
         return 0
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
@@ -130,7 +119,7 @@ def translate(
         return errors.PreconditionFailedError(object_name)
     if code in _DENIED or status == 403:
         return errors.StorageAccessDeniedError(PROVIDER, bucket, code)
-    if isinstance(exc, _NO_CREDENTIALS):
+    if isinstance(exc, no_credentials_errors()):
         return errors.StorageAccessDeniedError(
             PROVIDER,
             bucket,
@@ -141,12 +130,12 @@ def translate(
         return errors.StorageUnavailableError(
             PROVIDER, f"{action} failed with {code} after retries"
         )
-    if isinstance(exc, _UNREACHABLE):
+    if isinstance(exc, unreachable_errors()):
         refused = errors.is_connection_refused(exc)
         return errors.StorageUnavailableError(
             PROVIDER, _unreachable_detail(exc, action, refused), refused=refused
         )
-    if isinstance(exc, boto.ParamValidationError):
+    if isinstance(exc, param_validation_error()):
         return errors.ConfigurationError(f"invalid s3 {action}: {_one_line(str(exc))}")
     what = f" of {object_name!r}" if object_name else ""
     detail = code or type(exc).__name__
@@ -209,7 +198,7 @@ def no_retry_when_refused(
 
 
 def _message(exc: Exception) -> str:
-    if isinstance(exc, boto.ClientError):
+    if isinstance(exc, client_error()):
         return str(exc.response.get("Error", {}).get("Message") or "")
     return ""
 

@@ -33,8 +33,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-from botocore.exceptions import ClientError
-from s3transfer.utils import ReadFileChunk
+
+from .sdk import client_error
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -136,7 +136,7 @@ def uploads_in_progress(client: S3Client, bucket: str, key: str) -> list[dict[st
     try:
         for page in paginator.paginate(Bucket=bucket, Prefix=key):
             found.extend(dict(u) for u in page.get("Uploads", ()) if u.get("Key") == key)
-    except ClientError:
+    except client_error():
         return []
     found.sort(key=lambda u: str(u.get("Initiated", "")), reverse=True)
     return found
@@ -171,7 +171,7 @@ def find_resumable(
             continue  # its parts carry another checksum: the completion would not match
         try:
             parts = listed_parts(client, bucket, key, upload["UploadId"])
-        except ClientError:
+        except client_error():
             continue  # completed or aborted meanwhile
         fitting = {n: p for n, p in parts.items() if sizes.get(n) == int(p.get("Size", -1))}
         held = sum(sizes[n] for n in fitting)
@@ -190,6 +190,8 @@ def _upload_part(
     on_part: Callable[[int], None] | None,
 ) -> CompletedPartTypeDef:
     """Keep the part S3 already holds if it matches the local bytes, else upload it."""
+    from s3transfer.utils import ReadFileChunk  # a boto3 client is at work: s3transfer is loaded
+
     kept_crc = part_matches(file_path, part, listed) if listed is not None else None
     if kept_crc is not None and listed is not None:
         result: dict[str, Any] = {"PartNumber": part.number, "ETag": listed["ETag"]}
@@ -255,7 +257,7 @@ def upload_if_absent(
             MultipartUpload={"Parts": parts},
             IfNoneMatch="*",
         )
-    except ClientError as exc:
+    except client_error() as exc:
         _stop(futures)
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -284,5 +286,5 @@ def abort_others(client: S3Client, bucket: str, key: str, keep: str | None = Non
     none of them can complete. Best effort: a failure leaves them to the bucket's lifecycle."""
     for upload in uploads_in_progress(client, bucket, key):
         if upload["UploadId"] != keep:
-            with contextlib.suppress(ClientError):
+            with contextlib.suppress(client_error()):
                 client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
