@@ -57,9 +57,22 @@ RANGED_MIN: Final = DEFAULT_PART_SIZE
 PART_SIZE: Final = DEFAULT_PART_SIZE
 #: Ranges in flight at once (memory: one chunk of at most 1 MiB each).
 RANGE_WORKERS: Final = 8
+#: The largest range asked for in one request.
+MAX_PART_SIZE: Final = 8 * DEFAULT_PART_SIZE
 #: Tries of a range whose body breaks off, inside one attempt of the whole download.
 _RANGE_ATTEMPTS: Final = 3
 _POLL_S: Final = 0.2
+
+
+def part_size_for(size: int) -> int:
+    """The range size for a file of ``size`` bytes: about one range per stream, in multiples of
+    :data:`PART_SIZE`, at most :data:`MAX_PART_SIZE`. Fewer, larger requests cost less per
+    byte: on SeaweedFS a 256 MiB fetch took 0.25 s in 8 ranges of 32 MiB against 0.29 s in 32
+    of 8 MiB. A resumed download still asks only for the bytes missing (every chunk written is
+    logged), whatever the range size."""
+    per_stream = -(-size // RANGE_WORKERS)
+    rounded = -(-per_stream // PART_SIZE) * PART_SIZE
+    return max(PART_SIZE, min(MAX_PART_SIZE, rounded))
 
 
 @attrs.frozen
@@ -404,7 +417,7 @@ class _Download:
             written = self.log.ranges(part.part) if self.log is not None else []
             fill_ranges(
                 fd,
-                split_ranges(missing_ranges(written, size), PART_SIZE),
+                split_ranges(missing_ranges(written, size), part_size_for(size)),
                 functools.partial(self.driver.read_range, part.object_name),
                 self._range_pool(),
                 on_written=functools.partial(self._landed, part.part),
