@@ -1,18 +1,17 @@
-"""Building the ``BlobServiceClient``: settings, the retry policy, and keeping the key secret.
+"""Building the ``BlobServiceClient``: the retry policy, timeouts and the connection pool.
 
 Transient faults are retried by the SDK's own :class:`ExponentialRetry`, stopped early when the
 driver's time budget (``MODELKIT_STORAGE_TIMEOUT_S``) is spent; connect and read timeouts are
-bounded by the same budget, so no call hangs longer than it allows.
+bounded by the same budget, so no call hangs longer than it allows. This module imports the
+SDK: the driver loads it only when it builds a client.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import time
 from typing import Any, Final
 
-import attrs
 import requests
 from azure.core.exceptions import AzureError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
@@ -21,92 +20,22 @@ from urllib3.util.retry import Retry
 
 from modelkit_assets import errors
 
-CONNECTION_STRING_ENV: Final = "AZURE_STORAGE_CONNECTION_STRING"
+from .connection import CONNECTION_STRING_ENV, Secret, account_name, redact
+from .tuning import AzureSettings
 
-_MiB: Final = 1024 * 1024
+__all__ = [
+    "CONNECTION_STRING_ENV",
+    "AzureSettings",
+    "DeadlineRetry",
+    "Secret",
+    "account_name",
+    "build_service_client",
+    "redact",
+]
+
 #: Longest single connect / socket read; the retry budget bounds the whole call.
 _MAX_CONNECT_S: Final = 20.0
 _MAX_READ_S: Final = 120.0
-_SECRET_RE: Final = re.compile(r"(AccountKey|SharedAccessSignature|sig)=[^;&\s]+", re.IGNORECASE)
-
-
-class Secret:
-    """A string that never shows in ``repr()``, ``str()`` or tracebacks' locals."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-
-def redact(text: str) -> str:
-    """``text`` with account keys and SAS signatures masked."""
-    return _SECRET_RE.sub(r"\1=***", text)
-
-
-def account_name(connection_string: str) -> str | None:
-    """The ``AccountName`` of a connection string (not a secret), if it names one."""
-    for field in connection_string.split(";"):
-        key, _, value = field.partition("=")
-        if key.strip().lower() == "accountname":
-            return value.strip() or None
-    return None
-
-
-def _positive_int(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise errors.ConfigurationError(
-            f"az driver setting {attribute.name} must be a positive integer, not {value!r}"
-        )
-
-
-def _positive_number(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise errors.ConfigurationError(
-            f"az driver setting {attribute.name} must be a positive number, not {value!r}"
-        )
-
-
-@attrs.frozen(kw_only=True)
-class AzureSettings:
-    """Tuning of transfers and retries; every field is also a keyword of the driver."""
-
-    #: Parallel connections per upload or download (the SDK's ``max_concurrency``).
-    max_concurrency: int = attrs.field(default=4, validator=_positive_int)
-    #: Files up to this size are sent in one request; larger ones in blocks.
-    max_single_put_size: int = attrs.field(default=8 * _MiB, validator=_positive_int)
-    max_block_size: int = attrs.field(default=4 * _MiB, validator=_positive_int)
-    #: Size of the first ranged GET of a download, then of each further chunk.
-    max_single_get_size: int = attrs.field(default=4 * _MiB, validator=_positive_int)
-    max_chunk_get_size: int = attrs.field(default=4 * _MiB, validator=_positive_int)
-    #: Blobs per listing request (the service's maximum is 5000).
-    list_page_size: int = attrs.field(default=5000, validator=_positive_int)
-    #: Retries of one request; the time budget may stop them sooner.
-    retry_total: int = attrs.field(default=10, validator=_positive_int)
-    #: Wait before the first retry, doubled for each next one (with +-25 % jitter).
-    retry_backoff_s: float = attrs.field(default=0.5, validator=_positive_number)
-    #: HTTP connections kept open to the service (threads of the core times max_concurrency).
-    connection_pool_size: int = attrs.field(default=64, validator=_positive_int)
-
-    @classmethod
-    def from_kwargs(cls, settings: dict[str, Any]) -> AzureSettings:
-        """Settings from the driver's keywords; an unknown keyword is a configuration error."""
-        known = {field.name for field in attrs.fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise errors.ConfigurationError(
-                f"unknown az driver setting(s) {', '.join(unknown)}; "
-                f"known: connection_string, client, {', '.join(sorted(known))}"
-            )
-        return cls(**settings)
 
 
 class DeadlineRetry(ExponentialRetry):

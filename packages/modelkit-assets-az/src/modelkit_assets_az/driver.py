@@ -20,33 +20,27 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
-from azure.core import MatchConditions
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-)
-from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
 from modelkit_assets import errors
 from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.drivers.settings import ClientConfiguration
+from modelkit_assets.engines import delegating, engine_of
+from modelkit_assets.hashing import digest_file
+from modelkit_assets.meta import FileDigest
 from modelkit_assets.progress import HighWater, summed_into
 from modelkit_assets.records import CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY
 
-from .blocks import BlobExistsError, upload_blocks
-from .client import (
-    CONNECTION_STRING_ENV,
-    AzureSettings,
-    Secret,
-    account_name,
-    build_service_client,
-    redact,
-)
+from . import sdk
+from .connection import CONNECTION_STRING_ENV, Secret, account_name, redact
 from .settings import AzureStorageDriverSettings
+from .tuning import AzureSettings
+
+if TYPE_CHECKING:
+    from azure.core.exceptions import HttpResponseError
+    from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
 _NAME: Final = "az"
 _NO_CREDENTIALS: Final = (
@@ -85,11 +79,25 @@ def _error_code(exc: HttpResponseError) -> str:
     return str(code or "")
 
 
+def _is_service_client(client: Any) -> bool:
+    from azure.storage.blob import BlobServiceClient
+
+    return isinstance(client, BlobServiceClient)
+
+
 def _one_line(exc: BaseException) -> str:
     first = (str(exc).strip().splitlines() or [""])[0]
     return redact(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
 
 
+#: What the obstore engine (the ``fast`` extra) takes when installed; see modelkit_assets.engines.
+_ENGINE_METHODS: Final = (
+    "download_many", "download_hashing", "read_range", "create_many", "create_bytes",
+    "read_object", "write_object", "exists", "iterate_objects", "delete_object",
+)  # fmt: skip
+
+
+@delegating(*_ENGINE_METHODS)
 class AzureStorageDriver(StorageDriver):
     """Objects are block blobs in the container ``bucket``.
 
@@ -120,7 +128,7 @@ class AzureStorageDriver(StorageDriver):
         super().__init__(name, client, timeout_s=timeout_s, lazy=is_lazy)
         connection_string: str | None = options.pop("connection_string", None)
         self.settings = AzureSettings.from_kwargs(options)
-        if client is not None and not isinstance(client, BlobServiceClient):
+        if client is not None and not _is_service_client(client):
             raise errors.ConfigurationError(
                 f"client= must be an azure.storage.blob.BlobServiceClient, "
                 f"not {type(client).__name__}"
@@ -133,7 +141,9 @@ class AzureStorageDriver(StorageDriver):
             raise errors.ConfigurationError(_NO_CREDENTIALS)
         self._container: ContainerClient | None = None
         self._lock = threading.Lock()
-        if not is_lazy:
+        #: Whether the caller gave the SDK client (the engine then leaves every call to it).
+        self.client_given = client is not None
+        if not is_lazy and engine_of(self) is None:
             self._container_client()
 
     def __repr__(self) -> str:
@@ -153,6 +163,7 @@ class AzureStorageDriver(StorageDriver):
         "_service": lambda: None,
         "_container": lambda: None,
         "_lock": threading.Lock,
+        "client_given": lambda: False,
     }
 
     @property
@@ -193,6 +204,8 @@ class AzureStorageDriver(StorageDriver):
         if not connection_string:
             raise errors.ConfigurationError(_NO_CREDENTIALS)
         secret = connection_string if isinstance(connection_string, Secret) else None
+        from .client import build_service_client  # the SDK: only when a client is built
+
         return build_service_client(
             secret or Secret(str(connection_string)), timeout_s, AzureSettings.from_kwargs(options)
         )
@@ -227,9 +240,9 @@ class AzureStorageDriver(StorageDriver):
         """
         try:
             yield
-        except HttpResponseError as exc:
+        except sdk.http_response_error() as exc:
             raise self._mapped(exc, object_name, conflict) from None
-        except AzureError as exc:  # no answer: connection refused, timeout, reset...
+        except sdk.azure_error() as exc:  # no answer: connection refused, timeout, reset...
             if errors.is_connection_refused(exc):
                 raise errors.StorageUnavailableError(
                     _NAME,
@@ -257,7 +270,7 @@ class AzureStorageDriver(StorageDriver):
             return errors.BucketDoesNotExistError(_NAME, self.bucket)
         if object_name is not None and (code == "BlobNotFound" or status == 404):
             return errors.ObjectDoesNotExistError(_NAME, self.bucket, object_name)
-        if status in _DENIED_STATUSES or isinstance(exc, ClientAuthenticationError):
+        if status in _DENIED_STATUSES or sdk.is_authentication_error(exc):
             detail = code or ("the account key is not valid" if status is None else str(status))
             return errors.StorageAccessDeniedError(_NAME, self.bucket, detail)
         if status is None or status >= 500 or status in _TRANSIENT_STATUSES:
@@ -340,9 +353,11 @@ class AzureStorageDriver(StorageDriver):
         size = os.path.getsize(file_path)
         if not overwrite and size > self.settings.max_single_put_size:
             # Large creates resume: blocks a killed push staged are kept when they match.
+            from . import blocks  # the SDK's block calls
+
             try:
                 with self._translate(object_name, conflict):
-                    upload_blocks(
+                    blocks.upload_blocks(
                         blob,
                         file_path,
                         size,
@@ -350,7 +365,7 @@ class AzureStorageDriver(StorageDriver):
                         self.settings.max_concurrency,
                         summed_into(HighWater(on_bytes)) if on_bytes else None,
                     )
-            except BlobExistsError:
+            except blocks.BlobExistsError:
                 raise conflict or errors.ObjectAlreadyExistsError(object_name) from None
             return
         extra: dict[str, Any] = {}
@@ -380,6 +395,15 @@ class AzureStorageDriver(StorageDriver):
                 with contextlib.suppress(OSError):
                     os.unlink(destination_path)
                 raise
+
+    def download_hashing(
+        self, object_name: str, destination_path: str, algorithm: str
+    ) -> FileDigest:
+        """:meth:`download_object`, then the file hashed from the page cache (the SDK writes
+        its chunks out of order, on ``max_concurrency`` threads). The obstore engine, when
+        installed, hashes the bytes as they arrive instead."""
+        self.download_object(object_name, destination_path)
+        return digest_file(destination_path, algorithm)
 
     def copy_object(self, source_name: str, object_name: str) -> int:
         """Copy Blob from the source's URL, create-only (``If-None-Match: *``, answered 409
@@ -411,7 +435,7 @@ class AzureStorageDriver(StorageDriver):
             if copy.status == "success":
                 return
             if copy.status != "pending" or time.monotonic() > deadline:
-                with contextlib.suppress(HttpResponseError):
+                with contextlib.suppress(sdk.http_response_error()):
                     if copy.status == "pending":
                         target.abort_copy(copy_id)
                 self.delete_object(object_name)
@@ -485,7 +509,7 @@ class AzureStorageDriver(StorageDriver):
     ) -> None:
         conditions: dict[str, Any] = {"overwrite": not if_absent}
         if if_match is not None and not if_absent:
-            conditions.update(etag=if_match, match_condition=MatchConditions.IfNotModified)
+            conditions.update(etag=if_match, match_condition=sdk.if_not_modified())
         blob = self._blob(object_name)
         try:
             with self._translate(object_name, errors.PreconditionFailedError(object_name)):

@@ -4,7 +4,7 @@ Per request, boto3 and the other SDKs spend about 2 ms of client CPU: a fetch of
 files was 4.5x slower than the Go tools (s5cmd, rclone) on the same server. obstore (Python
 bindings to Rust's ``object_store``) runs many requests at once on one async engine for a
 fraction of that. It ships in the distribution ``modelkit-assets-obstore``, pulled in by the
-cloud packages' ``fast`` extra (``pip install "modelkit-assets-s3[fast]"``).
+cloud packages' ``fast`` extra (``pip install "modelkit-assets-s3[fast]"``, ``...-az[fast]``).
 
 ``MODELKIT_STORAGE_ENGINE`` chooses: ``auto`` (the default: obstore when it is installed), ``sdk``
 (the SDK alone) or ``obstore`` (a configuration error when it is not installed).
@@ -85,7 +85,8 @@ def chosen_engine() -> str:
     if setting == "obstore" and not obstore_installed():
         raise errors.ConfigurationError(
             f"{ENGINE_ENV}=obstore but obstore is not installed: "
-            f'pip install "modelkit-assets-s3[fast]" (or unset {ENGINE_ENV})'
+            'pip install "modelkit-assets-s3[fast]" (or "modelkit-assets-az[fast]"), '
+            f"or unset {ENGINE_ENV}"
         )
     return setting
 

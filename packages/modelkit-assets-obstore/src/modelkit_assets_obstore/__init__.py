@@ -22,14 +22,19 @@ _STARTED_IN: list[int] = []
 
 
 def engine_for(driver: Any) -> ObstoreEngine | None:
-    """The engine for ``driver`` (an S3 driver today), or None: the SDK does everything."""
+    """The engine for ``driver`` (an S3 or Azure driver), or None: the SDK does everything."""
     if _STARTED_IN and _STARTED_IN[0] != os.getpid():
         return None  # a forked child of a process that used obstore
-    if getattr(driver, "provider_name", None) == "s3":
+    provider = getattr(driver, "provider_name", None)
+    engine: ObstoreEngine | None = None
+    if provider == "s3":
         from .s3 import s3_engine
 
         engine = s3_engine(driver)
-        if engine is not None and not _STARTED_IN:
-            _STARTED_IN.append(os.getpid())
-        return engine
-    return None
+    elif provider == "az":
+        from .azure import azure_engine
+
+        engine = azure_engine(driver)
+    if engine is not None and not _STARTED_IN:
+        _STARTED_IN.append(os.getpid())
+    return engine

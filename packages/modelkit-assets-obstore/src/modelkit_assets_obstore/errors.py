@@ -45,7 +45,10 @@ def status_of(exc: BaseException) -> int | None:
 #: An error page in HTML where the store answers XML (``<Error>``): another web server.
 _HTML_ANSWER: Final = re.compile(r"non-2xx status code: (\d{3})[^:]*:\s*<(?:!DOCTYPE|html)", re.I)
 #: How each provider is named in messages, and the setting that names its endpoint.
-_SERVICES: Final = {"s3": ("an S3", "S3_ENDPOINT")}
+_SERVICES: Final = {
+    "s3": ("an S3", "S3_ENDPOINT"),
+    "az": ("an Azure blob", "the BlobEndpoint of AZURE_STORAGE_CONNECTION_STRING"),
+}
 #: What a refused TCP connection looks like in obstore's (Rust's) error chain.
 _REFUSED: Final = re.compile(r"ConnectionRefused|Connection refused|os error 111")
 
@@ -99,8 +102,12 @@ def code_of(exc: BaseException) -> str:
     return match.group(1) if match else ""
 
 
+#: A delete of Azure's (a batch request) answers a missing container in words, not a code.
+_NO_CONTAINER_WORDS: Final = "The specified container does not exist"
+
+
 def bucket_is_missing(exc: BaseException) -> bool:
-    return code_of(exc) in _NO_BUCKET
+    return code_of(exc) in _NO_BUCKET or _NO_CONTAINER_WORDS in str(exc)
 
 
 def translate(

@@ -11,14 +11,11 @@ Not the engine's, left to the driver's boto3 client: a ready ``client=`` (its ow
 apply), and with ``aws_kms_key_id`` every write (SSE-KMS). Large uploads (multipart,
 create-only), copies and anything the driver does not delegate stay on boto3 in every case.
 
-Requests are retried by obstore (5xx, throttling, broken connections) a few times within
-5 s, then by the core within the driver's ``timeout_s``, as boto3's are; a connection takes at
-most 10 s to open and a read at most 60 s to answer, as the boto3 client is set.
+Timeouts and retries are those of :mod:`.transport`, within the driver's ``timeout_s``.
 """
 
 from __future__ import annotations
 
-import datetime
 import os
 from typing import Any, Final
 
@@ -27,15 +24,11 @@ from obstore.store import S3Store
 from modelkit_assets import errors
 from modelkit_assets_s3.settings import max_attempts
 
+from . import transport
 from .engine import ObstoreEngine
 
 #: Region of S3-compatible stores that ignore it, when none is configured (boto3's default).
 _DEFAULT_REGION: Final = "us-east-1"
-_CONNECT_TIMEOUT_S: Final = 10.0
-_READ_TIMEOUT_S: Final = 60.0
-#: obstore's own retries of a request, and how long they may take, before the core retries.
-_QUICK_RETRIES: Final = 3
-_QUICK_RETRY_S: Final = 5.0
 
 
 def _env(name: str) -> str | None:
@@ -57,25 +50,10 @@ def s3_engine(driver: Any) -> ObstoreEngine | None:
     if settings.endpoint_url:
         config["endpoint"] = settings.endpoint_url
         config["virtual_hosted_style_request"] = False  # as the driver: path-style addressing
-    timeout = max(float(driver.timeout_s), 0.1)
-    client_options: dict[str, Any] = {
-        "allow_http": bool(settings.endpoint_url and settings.endpoint_url.startswith("http:")),
-        "connect_timeout": datetime.timedelta(seconds=min(_CONNECT_TIMEOUT_S, timeout)),
-        "read_timeout": datetime.timedelta(seconds=min(_READ_TIMEOUT_S, timeout)),
-    }
-    retry_config: Any = {
-        # A few quick tries of obstore's own, then the core's retries take over within the
-        # timeout, as with boto3: obstore cannot be told to leave a refused connection alone,
-        # and retrying one for the whole timeout would hide a dead endpoint (the first failure
-        # is reported, and the CLI gives up on a refused connection, from the core).
-        "max_retries": min(_QUICK_RETRIES, max_attempts(timeout) - 1),
-        "retry_timeout": datetime.timedelta(seconds=min(_QUICK_RETRY_S, timeout)),
-        "backoff": {
-            "init_backoff": datetime.timedelta(milliseconds=100),
-            "max_backoff": datetime.timedelta(seconds=min(20.0, timeout)),
-            "base": 2,
-        },
-    }
+    timeout = float(driver.timeout_s)
+    endpoint = settings.endpoint_url or ""
+    client_options = transport.client_options(timeout, allow_http=endpoint.startswith("http:"))
+    retry_config = transport.retry_config(timeout, max_attempts(timeout))
     try:
         store = S3Store(
             driver.bucket,
