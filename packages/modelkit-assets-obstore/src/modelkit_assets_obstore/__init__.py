@@ -2,7 +2,7 @@
 
 :func:`engine_for` is what the core calls: it returns the engine of a driver, or None when the
 driver's configuration is one the SDK must keep (a ready ``client=``) or its provider is not
-covered.
+covered: ``s3`` (:mod:`.s3`: reads and small writes) and ``gcs`` (:mod:`.gcs`: reads only).
 """
 
 from __future__ import annotations
@@ -22,14 +22,20 @@ _STARTED_IN: list[int] = []
 
 
 def engine_for(driver: Any) -> ObstoreEngine | None:
-    """The engine for ``driver`` (an S3 driver today), or None: the SDK does everything."""
+    """The engine for ``driver`` (an S3 driver, or a GCS driver's reads), or None: the SDK
+    does everything."""
     if _STARTED_IN and _STARTED_IN[0] != os.getpid():
         return None  # a forked child of a process that used obstore
-    if getattr(driver, "provider_name", None) == "s3":
+    provider = getattr(driver, "provider_name", None)
+    engine: ObstoreEngine | None = None
+    if provider == "s3":
         from .s3 import s3_engine
 
         engine = s3_engine(driver)
-        if engine is not None and not _STARTED_IN:
-            _STARTED_IN.append(os.getpid())
-        return engine
-    return None
+    elif provider == "gcs":
+        from .gcs import gcs_engine
+
+        engine = gcs_engine(driver)
+    if engine is not None and not _STARTED_IN:
+        _STARTED_IN.append(os.getpid())
+    return engine
