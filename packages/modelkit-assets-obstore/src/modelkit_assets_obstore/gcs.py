@@ -1,8 +1,9 @@
 """The read engine of the ``gcs`` driver: an obstore ``GCSStore`` (GCS's XML API) on the bucket.
 
 Only reads: downloads, ranged reads, ``.meta`` and ``.versions`` reads, existence checks and
-listings. Every write stays on google-cloud-storage (resumable uploads, create-only writes
-with ``ifGenerationMatch``): fake-gcs-server does not take XML-API uploads, so a write through
+listings (but for a driver given a ``page_size``: obstore lists in the server's pages). Every
+write stays on google-cloud-storage (resumable uploads, create-only writes with
+``ifGenerationMatch``): fake-gcs-server does not take XML-API uploads, so a write through
 obstore could not be tested here. The version token :meth:`read_object` returns is the object's
 generation (obstore's ``version``: the ``x-goog-generation`` header), the one the SDK's
 compare-and-swap writes take.
@@ -94,9 +95,22 @@ def gcs_engine(driver: Any) -> ObstoreEngine | None:
         )
     except Exception:  # a service-account file obstore cannot use: the SDK says what is wrong
         return None
-    return ObstoreEngine(
+    engine = _GCSEngine(
         store, "gcs", driver.bucket, uploads=False, missing=_asking(driver), token="version"
     )
+    engine.page_size = driver._page_size
+    return engine
+
+
+class _GCSEngine(ObstoreEngine):
+    """The engine, but a listing in pages of ``page_size`` (a driver setting) stays on the SDK."""
+
+    page_size: int | None = None
+
+    def handles(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        if method == "iterate_objects" and self.page_size is not None:
+            return False
+        return super().handles(method, args, kwargs)
 
 
 def _asking(driver: Any) -> Callable[[str], Any]:
