@@ -1,7 +1,9 @@
 """The ``gcs`` driver: objects in a Google Cloud Storage bucket, through google-cloud-storage.
 
-- One client per driver, built when the driver is (or on first use with ``lazy=True``); the SDK's
-  client is shared by the core's worker threads.
+- One client per driver, built when the driver is (or on first use with ``lazy=True``, or when
+  obstore does the reads: see :mod:`modelkit_assets_obstore.gcs`); the SDK's client is shared
+  by the core's worker threads. google-cloud-storage is imported only once needed (see
+  :mod:`.sdk`).
 - Files stream: uploads of more than 8 MiB go as resumable uploads in ``chunk_size`` pieces, and
   downloads are streamed to the file with the SDK's CRC32C check, resuming where they stopped
   when a retry happens. No file is read whole into memory.
