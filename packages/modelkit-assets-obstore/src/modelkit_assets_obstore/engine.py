@@ -85,7 +85,7 @@ class ObstoreEngine:
 
     name: Final = "obstore"
     #: The driver's default of transfers in flight while this engine moves its bytes.
-    default_max_workers: Final = DEFAULT_TASKS
+    default_max_workers: ClassVar[int] = DEFAULT_TASKS
 
     def __init__(
         self,

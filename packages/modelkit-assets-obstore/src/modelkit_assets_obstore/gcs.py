@@ -28,9 +28,11 @@ import datetime
 import os
 import weakref
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from obstore.store import GCSStore
+
+from modelkit_assets.environment import DEFAULT_MAX_WORKERS
 
 from .engine import ObstoreEngine
 
@@ -105,6 +107,11 @@ def gcs_engine(driver: Any) -> ObstoreEngine | None:
 class _GCSEngine(ObstoreEngine):
     """The engine, but a listing in pages of ``page_size`` (a driver setting) stays on the SDK."""
 
+    #: The driver's transfers in flight: the core's default, as without the engine. Pushes
+    #: run on the SDK's threads, and more of them cost (1000 files of 10 KiB to fake-gcs-server
+    #: on 2 cores: 2.7 s with 16, 2.9 s with 32, 3.1 s with 64); reads lose about 5% with 16
+    #: tasks instead of 64 (0.53 s against 0.50 s for a fetch of the same files).
+    default_max_workers: ClassVar[int] = DEFAULT_MAX_WORKERS
     page_size: int | None = None
 
     def handles(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
