@@ -166,7 +166,8 @@ def fake_gcs(work: Path) -> Iterator[Store]:
     url = f"http://127.0.0.1:{port}"
     command = [
         str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-        "-backend", "memory", "-external-url", url, "-log-level", "warn",
+        "-backend", "memory", "-external-url", url, "-public-host", "127.0.0.1",
+        "-log-level", "warn",
     ]  # fmt: skip
     with _process("fake-gcs-server", command, http_ready(f"{url}/storage/v1/b", (200,)), work):
         request = urllib.request.Request(

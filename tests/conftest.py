@@ -34,7 +34,7 @@ pytest_plugins = [
 #: The data-path engines present (see modelkit_assets.engines): obstore with the fast extra.
 ENGINES = ["sdk", "obstore"] if obstore_installed() else ["sdk"]
 #: Backends whose driver has an obstore engine.
-ENGINE_BACKENDS = ("s3-moto", "s3-seaweedfs", "az")
+ENGINE_BACKENDS = ("s3-moto", "s3-seaweedfs", "az", "gcs")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

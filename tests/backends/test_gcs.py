@@ -35,6 +35,7 @@ from google.auth import jwt
 from google.cloud import storage
 
 from modelkit_assets import StorageProvider, errors
+from modelkit_assets.engines import ENGINE_ENV, obstore_installed
 from modelkit_assets.plugins import get_registry
 from modelkit_assets.records import CONDITIONAL_WRITES
 from modelkit_assets_gcs import resumable
@@ -667,7 +668,7 @@ def test_missing_bucket_through_the_cli(
 
 
 def test_unreachable_store_gives_up_within_the_timeout(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine: str
 ) -> None:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
     driver = GCSStorageDriver("bucket", timeout_s=1.5)
@@ -678,7 +679,9 @@ def test_unreachable_store_gives_up_within_the_timeout(
     assert elapsed < 5, elapsed  # the retry budget is kept
     assert "\n" not in str(info.value)
     # Refused: raised at once by the driver, flagged for the core's refused-connection budget.
-    assert "(Connection refused)" in str(info.value)
+    words = "(Connection refused)" if engine == "sdk" else "refused the connection"
+    assert words in str(info.value)
+    assert "STORAGE_EMULATOR_HOST" in str(info.value)
     assert info.value.refused
 
     (tmp_path / "assets").mkdir()
@@ -715,6 +718,7 @@ def test_forbidden_is_access_denied_and_not_retried(
     message = "modelkit@p.iam.gserviceaccount.com does not have storage.objects.get access"
     server = loopback(lambda *_: (status, {"error": {"code": status, "message": message}}))
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+    monkeypatch.setenv(ENGINE_ENV, "sdk")  # the SDK's requests and words (obstore's: below)
     with pytest.raises(errors.StorageAccessDeniedError) as info:
         GCSStorageDriver("bucket", timeout_s=5).read_object("x")
     # Asked once, not retried (the SDK also looks the bucket up in the background: not counted).
@@ -723,6 +727,23 @@ def test_forbidden_is_access_denied_and_not_retried(
     ]
     assert str(info.value).startswith(f"access denied to gcs bucket 'bucket' {expected}")
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(not obstore_installed(), reason="the fast extra is absent")
+@pytest.mark.parametrize("status", [403, 401])
+def test_forbidden_through_obstore_is_access_denied_and_not_retried(
+    monkeypatch: pytest.MonkeyPatch, loopback: Callable[..., LoopbackServer], status: int
+) -> None:
+    server = loopback(lambda *_: (status, {"error": {"code": status, "message": "denied"}}))
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+    monkeypatch.setenv(ENGINE_ENV, "obstore")
+    driver = GCSStorageDriver("bucket", timeout_s=5)
+    for read in (lambda: driver.read_object("x"), lambda: list(driver.iterate_objects("p/"))):
+        server.calls.clear()
+        with pytest.raises(errors.StorageAccessDeniedError, match=f"'bucket' \\({status}\\)"):
+            read()
+        assert len(server.calls) == 1  # asked once, through the XML API (not retried)
+        assert server.calls[0][1].startswith("/bucket")
 
 
 # -- gs:// sources -------------------------------------------------------------------------------

@@ -280,14 +280,14 @@ def test_every_cloud_driver_has_a_client_built_on_first_use_when_lazy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A driver that is not lazy builds its SDK client at once, as modelkit's do; but with the
-    obstore engine moving its bytes, the S3 driver leaves its boto3 client to first use (a
-    fetch then loads no boto3 client at all: a deliberate difference), and so does the Azure
-    driver."""
+    obstore engine moving its bytes, the S3, Azure and GCS drivers leave their SDK client to
+    first use (a fetch then loads no SDK client at all: a deliberate difference)."""
     monkeypatch.setenv("MODELKIT_STORAGE_ENGINE", engine_name)
     for driver, client_class in _cloud_drivers(moto_server, azurite, lazy):
         built = "_service" if isinstance(driver, AzureStorageDriver) else "_client"
         engine_moves_bytes = (
-            isinstance(driver, S3StorageDriver | AzureStorageDriver) and engine_name == "obstore"
+            isinstance(driver, S3StorageDriver | AzureStorageDriver | GCSStorageDriver)
+            and engine_name == "obstore"
         )
         assert (getattr(driver, built) is None) is (lazy or engine_moves_bytes)
         client = driver.client  # type: ignore[attr-defined]

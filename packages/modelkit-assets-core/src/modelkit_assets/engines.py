@@ -4,7 +4,8 @@ Per request, boto3 and the other SDKs spend about 2 ms of client CPU: a fetch of
 files was 4.5x slower than the Go tools (s5cmd, rclone) on the same server. obstore (Python
 bindings to Rust's ``object_store``) runs many requests at once on one async engine for a
 fraction of that. It ships in the distribution ``modelkit-assets-obstore``, pulled in by the
-cloud packages' ``fast`` extra (``pip install "modelkit-assets-s3[fast]"``, ``...-az[fast]``).
+cloud packages' ``fast`` extra (``pip install "modelkit-assets-s3[fast]"``, or ``-az``, or
+``-gcs``: GCS reads only).
 
 ``MODELKIT_STORAGE_ENGINE`` chooses: ``auto`` (the default: obstore when it is installed), ``sdk``
 (the SDK alone) or ``obstore`` (a configuration error when it is not installed).
@@ -77,16 +78,16 @@ def obstore_installed() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in (OBSTORE_MODULE, "obstore"))
 
 
-def chosen_engine() -> str:
-    """``sdk`` or ``obstore``, as the setting and what is installed say."""
+def chosen_engine(provider: str = "s3") -> str:
+    """``sdk`` or ``obstore``, as the setting and what is installed say (``provider`` names
+    the package whose ``fast`` extra to install, in the error)."""
     setting = engine_setting()
     if setting == "auto":
         return "obstore" if obstore_installed() else "sdk"
     if setting == "obstore" and not obstore_installed():
         raise errors.ConfigurationError(
             f"{ENGINE_ENV}=obstore but obstore is not installed: "
-            'pip install "modelkit-assets-s3[fast]" (or "modelkit-assets-az[fast]"), '
-            f"or unset {ENGINE_ENV}"
+            f'pip install "modelkit-assets-{provider}[fast]" (or unset {ENGINE_ENV})'
         )
     return setting
 
@@ -115,7 +116,7 @@ def engine_of(driver: Any) -> DataEngine | None:
 
 
 def _make_engine(driver: Any) -> DataEngine | None:
-    if chosen_engine() != "obstore":
+    if chosen_engine(getattr(driver, "provider_name", None) or "s3") != "obstore":
         return None
     module = importlib.import_module(OBSTORE_MODULE)
     engine: DataEngine | None = module.engine_for(driver)

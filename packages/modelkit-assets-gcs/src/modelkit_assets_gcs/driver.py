@@ -1,7 +1,9 @@
 """The ``gcs`` driver: objects in a Google Cloud Storage bucket, through google-cloud-storage.
 
-- One client per driver, built when the driver is (or on first use with ``lazy=True``); the SDK's
-  client is shared by the core's worker threads.
+- One client per driver, built when the driver is (or on first use with ``lazy=True``, or when
+  obstore does the reads: see :mod:`modelkit_assets_obstore.gcs`); the SDK's client is shared
+  by the core's worker threads. google-cloud-storage is imported only once needed (see
+  :mod:`.sdk`).
 - Files stream: uploads of more than 8 MiB go as resumable uploads in ``chunk_size`` pieces, and
   downloads are streamed to the file with the SDK's CRC32C check, resuming where they stopped
   when a retry happens. No file is read whole into memory.
@@ -21,31 +23,28 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, BinaryIO, ClassVar, Final, TypeVar
-
-from google.api_core import exceptions as api
-from google.cloud import storage
-from google.cloud.storage.constants import _DEFAULT_TIMEOUT
-from google.cloud.storage.retry import (
-    DEFAULT_RETRY,
-    ConditionalRetryPolicy,
-    _should_retry,
-    is_generation_specified,
-)
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Final, TypeVar
 
 from modelkit_assets import environment, errors
 from modelkit_assets.drivers.base import StorageDriver
 from modelkit_assets.drivers.settings import ClientConfiguration
+from modelkit_assets.engines import delegating, engine_of
 from modelkit_assets.hashing import digest_file
 from modelkit_assets.meta import FileDigest
 from modelkit_assets.progress import HighWater, ignore_bytes
 from modelkit_assets.records import CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY
-from modelkit_assets.retry import FIRST_BACKOFF_S, MAX_BACKOFF_S
 
-from . import resumable
+from . import sdk
 from .client import CREDENTIALS_ENV, build_client
 from .settings import GCSStorageDriverSettings
 from .translate import PROVIDER, foreign_answer, translate
+
+if TYPE_CHECKING:
+    from google.api_core.retry import Retry
+    from google.cloud import storage
+    from google.cloud.storage.retry import ConditionalRetryPolicy
+
+    from . import resumable
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "GCSStorageDriver"]
 
@@ -61,7 +60,14 @@ _CHUNK_QUANTUM: Final = 256 * 1024
 #: Bytes per request of a ranged read: the SDK's public API answers a range whole, in memory.
 _RANGE_REQUEST: Final = 1024 * 1024
 
+#: What the obstore engine (the ``fast`` extra) takes when installed: reads only, every write
+#: stays on the SDK (see modelkit_assets_obstore.gcs and modelkit_assets.engines).
+_ENGINE_METHODS: Final = (
+    "download_many", "download_hashing", "read_range", "read_object", "exists", "iterate_objects",
+)  # fmt: skip
 
+
+@delegating(*_ENGINE_METHODS)
 class GCSStorageDriver(StorageDriver):
     """A Google Cloud Storage bucket.
 
@@ -74,7 +80,9 @@ class GCSStorageDriver(StorageDriver):
     - ``page_size``: objects per listing request (the server's default: 1000).
 
     ``client=`` takes a ready ``google.cloud.storage.Client`` instead. ``STORAGE_EMULATOR_HOST``
-    works as in the SDK.
+    works as in the SDK. With the ``fast`` extra, obstore does the reads (see
+    :mod:`modelkit_assets_obstore.gcs`) and the SDK client is built only once a write, or
+    anything else obstore does not do here, needs it; google-cloud-storage is imported then.
     """
 
     provider_name = PROVIDER
@@ -111,24 +119,12 @@ class GCSStorageDriver(StorageDriver):
         self._project, self._credentials_path = project, credentials_path
         self._chunk_size = chunk_size
         self._page_size = page_size
-        # The SDK's delays (1 s, doubled up to 60 s) would spend the whole budget on a few
-        # broken bodies, leaving the core no time for its own retries: the core's are used.
-        # A refused connection is not the SDK's to retry: the core retries it, for no longer
-        # than its refused-connection budget (the CLI's few seconds).
-        self._retry = (
-            DEFAULT_RETRY.with_timeout(max(0.0, timeout_s))
-            .with_delay(initial=FIRST_BACKOFF_S, maximum=MAX_BACKOFF_S, multiplier=2.0)
-            .with_predicate(_retried_by_the_sdk)
-        )
-        self._retry_if_generation = ConditionalRetryPolicy(
-            self._retry, is_generation_specified, ["query_params"]
-        )
         # No single request waits longer than the whole budget (nor less than a second).
-        self._request_timeout = max(1.0, min(float(_DEFAULT_TIMEOUT), timeout_s))
+        self._request_timeout = max(1.0, min(sdk.SDK_TIMEOUT_S, timeout_s))
         self._client_lock = threading.Lock()
         self._bucket_seen = False
         self._client = client
-        if client is None and not is_lazy:
+        if client is None and not is_lazy and engine_of(self) is None:
             self._client = self.build_client(self.client_configuration)
 
     #: Pickling leaves out the client and its lock; the unpickled driver builds its own client
@@ -137,6 +133,16 @@ class GCSStorageDriver(StorageDriver):
         "_client": lambda: None,
         "_client_lock": threading.Lock,
     }
+
+    @functools.cached_property
+    def _retry(self) -> Retry:
+        """The SDK's retry policy within ``timeout_s`` (see :func:`.sdk.retry_policy`); made on
+        first use, as it imports the SDK."""
+        return sdk.retry_policy(self.timeout_s)
+
+    @functools.cached_property
+    def _retry_if_generation(self) -> ConditionalRetryPolicy:
+        return sdk.retry_if_generation(self._retry)
 
     @property
     def client(self) -> storage.Client:
@@ -315,6 +321,8 @@ class GCSStorageDriver(StorageDriver):
         """A create-only resumable upload that goes on with a recorded session whose
         confirmed bytes the file still holds, else with a new one; a finished object whose
         size or CRC32C differs from the file's is deleted and made again, once."""
+        from . import resumable
+
         endpoint = str(getattr(self.client._connection, "API_BASE_URL", ""))
         path = resumable.record_path(endpoint, self.bucket, object_name, size)
         sent = HighWater(on_bytes or ignore_bytes)
@@ -380,6 +388,8 @@ class GCSStorageDriver(StorageDriver):
     def _upload(
         self, file: Any, record: resumable.SessionRecord, sent: HighWater, path: Any
     ) -> resumable.Upload:
+        from . import resumable
+
         return resumable.Upload(
             session=self.client._http,
             file=file,
@@ -512,13 +522,13 @@ class GCSStorageDriver(StorageDriver):
         """``func()``, with SDK exceptions turned into modelkit-assets errors."""
         try:
             return func()
-        except api.NotFound as exc:
+        except sdk.not_found() as exc:
             foreign = foreign_answer(exc)
             if foreign is not None:
                 raise foreign from None
             error = self._not_found(object_name)
             cause: BaseException = exc
-        except api.PreconditionFailed as exc:
+        except sdk.precondition_failed() as exc:
             if conflict is None:
                 raise errors.StorageDriverError(
                     f"gcs refused an unconditional write of {object_name!r} (HTTP 412)"
@@ -546,15 +556,10 @@ class GCSStorageDriver(StorageDriver):
         bucket = self.client.bucket(self.bucket)
         try:
             exists = bool(bucket.exists(retry=self._retry, timeout=self._request_timeout))
-        except api.Forbidden:
+        except sdk.forbidden():
             return True  # allowed to read objects but not bucket metadata: the bucket is there
         self._bucket_seen = exists
         return exists
-
-
-def _retried_by_the_sdk(exc: Exception) -> bool:
-    """The SDK's own predicate, but for refused connections (see ``self._retry``)."""
-    return bool(_should_retry(exc)) and not errors.is_connection_refused(exc)
 
 
 def _generation(token: str | None, object_name: str) -> int | None:

@@ -2,7 +2,8 @@
 
 :func:`engine_for` is what the core calls: it returns the engine of a driver, or None when the
 driver's configuration is one the SDK must keep (a ready ``client=``) or its provider is not
-covered.
+covered: ``s3`` (:mod:`.s3`) and ``az`` (:mod:`.azure`): reads and small writes; ``gcs``
+(:mod:`.gcs`): reads only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ _STARTED_IN: list[int] = []
 
 
 def engine_for(driver: Any) -> ObstoreEngine | None:
-    """The engine for ``driver`` (an S3 or Azure driver), or None: the SDK does everything."""
+    """The engine for ``driver`` (an S3 or Azure driver, or a GCS driver's reads), or None:
+    the SDK does everything."""
     if _STARTED_IN and _STARTED_IN[0] != os.getpid():
         return None  # a forked child of a process that used obstore
     provider = getattr(driver, "provider_name", None)
@@ -35,6 +37,10 @@ def engine_for(driver: Any) -> ObstoreEngine | None:
         from .azure import azure_engine
 
         engine = azure_engine(driver)
+    elif provider == "gcs":
+        from .gcs import gcs_engine
+
+        engine = gcs_engine(driver)
     if engine is not None and not _STARTED_IN:
         _STARTED_IN.append(os.getpid())
     return engine

@@ -77,13 +77,15 @@ class _Loop:
 class ObstoreEngine:
     """The data path of one driver on ``store`` (an obstore store of the driver's bucket).
 
-    ``uploads`` is False when the SDK must write the objects (SSE-KMS): the engine then only
-    reads. ``missing`` turns a 404 on an object into the driver's error (the object, or the
-    bucket, is missing)."""
+    ``uploads`` is False when the SDK must write the objects (SSE-KMS, every GCS write): the
+    engine then only reads. ``missing`` turns a 404 on an object into the driver's error (the
+    object, or the bucket, is missing). ``token`` names the field of obstore's object metadata
+    that :meth:`read_object` returns as the version token: the one the driver's conditional
+    writes take (S3's ETag; GCS's generation, obstore's ``version``)."""
 
     name: Final = "obstore"
     #: The driver's default of transfers in flight while this engine moves its bytes.
-    default_max_workers: Final = DEFAULT_TASKS
+    default_max_workers: ClassVar[int] = DEFAULT_TASKS
 
     def __init__(
         self,
@@ -93,12 +95,14 @@ class ObstoreEngine:
         *,
         uploads: bool = True,
         missing: Callable[[str], errors.StorageDriverError] | None = None,
+        token: str = "e_tag",
     ) -> None:
         self.store = store
         self.provider = provider
         self.bucket = bucket
         self.uploads = uploads
         self._missing_hook = missing
+        self._token = token
         self._bucket_seen = False
 
     def __repr__(self) -> str:
@@ -130,7 +134,10 @@ class ObstoreEngine:
     def missing(self, object_name: str) -> errors.StorageDriverError:
         """A 404 on an object: the object is missing, or the whole bucket."""
         if self._missing_hook is not None:
-            return self._missing_hook(object_name)
+            try:
+                return self._missing_hook(object_name)
+            except errors.StorageDriverError as exc:  # the driver could not tell (unreachable)
+                return exc
         if self._bucket_exists():
             return errors.ObjectDoesNotExistError(self.provider, self.bucket, object_name)
         return errors.BucketDoesNotExistError(self.provider, self.bucket)
@@ -277,9 +284,15 @@ class ObstoreEngine:
     def read_object(self, object_name: str) -> tuple[bytes, str | None]:
         try:
             response = obstore.get(self.store, object_name)
-            return bytes(response.bytes()), response.meta.get("e_tag")
+            data, token = bytes(response.bytes()), response.meta.get(self._token)
         except Exception as exc:
             raise self._error(exc, object_name, "read") from None
+        if token is None:  # as the SDK drivers: no token, no safe update
+            raise errors.StorageDriverError(
+                f"{self.provider} returned {object_name!r} without its {self._token}; "
+                "cannot update it safely"
+            )
+        return data, str(token)
 
     def write_object(
         self,
@@ -313,9 +326,10 @@ class ObstoreEngine:
         try:
             obstore.head(self.store, object_name)
         except FileNotFoundError as exc:
-            if bucket_is_missing(exc) or not self._bucket_exists():
-                raise errors.BucketDoesNotExistError(self.provider, self.bucket) from None
-            return False
+            error = self._error(exc, object_name, "existence check")
+            if isinstance(error, errors.ObjectDoesNotExistError):
+                return False
+            raise error from None
         except Exception as exc:
             raise self._error(exc, object_name, "existence check") from None
         return True

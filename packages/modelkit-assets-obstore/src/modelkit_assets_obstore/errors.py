@@ -17,6 +17,7 @@ connection failures, timeouts, 5xx, 408, 429     StorageUnavailableError (obstor
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Final
 
@@ -32,6 +33,8 @@ _MAX_DETAIL: Final = 200
 _CONFLICTS: Final = (obe.AlreadyExistsError, obe.PreconditionError)
 _CODE: Final = re.compile(r"<Code>(\w+)</Code>")
 _NO_BUCKET: Final = frozenset({"NoSuchBucket", "ContainerNotFound"})
+#: fake-gcs-server's answer to an XML listing of a missing bucket (a 500, not GCS's 404).
+_NO_BUCKET_EMULATED: Final = re.compile(r"<Message>no bucket named ")
 #: scheme://host:port of the request, never a path or a query (no signature shown).
 _URL: Final = re.compile(r"\b(https?://[^/\s]+)")
 
@@ -48,7 +51,11 @@ _HTML_ANSWER: Final = re.compile(r"non-2xx status code: (\d{3})[^:]*:\s*<(?:!DOC
 _SERVICES: Final = {
     "s3": ("an S3", "S3_ENDPOINT"),
     "az": ("an Azure blob", "the BlobEndpoint of AZURE_STORAGE_CONNECTION_STRING"),
+    "gcs": ("a GCS", "HTTPS_PROXY and what lies between you and Google"),
 }
+#: The setting that names a provider's emulator, which then stands for its endpoint (the SDK
+#: drivers' words: "a GCS (emulator)", "check STORAGE_EMULATOR_HOST").
+_EMULATORS: Final = {"gcs": "STORAGE_EMULATOR_HOST"}
 #: What a refused TCP connection looks like in obstore's (Rust's) error chain.
 _REFUSED: Final = re.compile(r"ConnectionRefused|Connection refused|os error 111")
 
@@ -64,7 +71,7 @@ def foreign_answer(exc: BaseException, provider: str) -> errors.NotAStoreEndpoin
     status = int(match.group(1))
     if (status >= 500 and status != 501) or status in _TRANSIENT_4XX:
         return None
-    service, setting = _SERVICES.get(provider, (f"a {provider}", "the endpoint setting"))
+    service, setting = _service(provider)
     endpoint = _URL.search(text)
     return errors.NotAStoreEndpointError(
         provider,
@@ -73,6 +80,14 @@ def foreign_answer(exc: BaseException, provider: str) -> errors.NotAStoreEndpoin
         f"HTTP {status} in text/html",
         setting,
     )
+
+
+def _service(provider: str) -> tuple[str, str]:
+    """How ``provider``'s service is named, and the setting that names its endpoint."""
+    emulator = _EMULATORS.get(provider)
+    if emulator is not None and os.environ.get(emulator):
+        return f"{_SERVICES[provider][0]} (emulator)", emulator
+    return _SERVICES.get(provider, (f"a {provider}", "the endpoint setting"))
 
 
 def is_refused(exc: BaseException) -> bool:
@@ -107,7 +122,11 @@ _NO_CONTAINER_WORDS: Final = "The specified container does not exist"
 
 
 def bucket_is_missing(exc: BaseException) -> bool:
-    return code_of(exc) in _NO_BUCKET or _NO_CONTAINER_WORDS in str(exc)
+    return (
+        code_of(exc) in _NO_BUCKET
+        or _NO_CONTAINER_WORDS in str(exc)
+        or bool(_NO_BUCKET_EMULATED.search(str(exc)))
+    )
 
 
 def translate(
@@ -121,7 +140,7 @@ def translate(
     if foreign is not None:
         return foreign
     status, code = status_of(exc), code_of(exc)
-    if code in _NO_BUCKET:
+    if bucket_is_missing(exc):
         return errors.BucketDoesNotExistError(provider, bucket)
     if isinstance(exc, obe.PermissionDeniedError | obe.UnauthenticatedError) or (
         status in _DENIED_STATUS
@@ -138,7 +157,7 @@ def translate(
     endpoint = _URL.search(str(exc))
     where = f" {endpoint.group(1)}" if endpoint else ""
     if is_refused(exc):
-        _, setting = _SERVICES.get(provider, ("", "the endpoint setting"))
+        _, setting = _service(provider)
         return errors.StorageUnavailableError(
             provider,
             f"{action}: the endpoint{where} refused the connection (check {setting})",
