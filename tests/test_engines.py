@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +17,7 @@ from modelkit_assets.engines import ENGINE_ENV, engine_name, obstore_installed
 from modelkit_assets.hashing import digest_bytes
 from modelkit_assets_s3.driver import S3StorageDriver
 from tests.cli_runner import fails
+from tests.engine_support import sdk_modules_of_a_fetch
 from tests.servers import Backend
 from tests.servers.gcs import BUCKET as GCS_BUCKET
 from tests.servers.gcs import GCSServer
@@ -217,39 +216,11 @@ def test_a_fetch_through_obstore_never_imports_botocore(
 ) -> None:
     """botocore and s3transfer cost 50-80 ms of a small fetch's process: with keys at hand
     and obstore moving the bytes, a whole fetch (resolve, .meta, files, digests) loads neither."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODELKIT_"))},
-        **seaweedfs_server.env,
-        "MODELKIT_STORAGE_PROVIDER": "s3",
-        "MODELKIT_STORAGE_BUCKET": BUCKET,
-        "MODELKIT_STORAGE_PREFIX": prefix,
-        "MODELKIT_ASSETS_DIR": str(tmp_path / "assets"),
-        ENGINE_ENV: "obstore",
-    }
-    (tmp_path / "assets").mkdir()
-    source = tmp_path / "src"
-    source.mkdir()
-    for i in range(3):
-        (source / f"f{i}").write_bytes(b"%d" % i * 100)
-    pushed = subprocess.run(
-        [sys.executable, "-m", "modelkit_assets", "assets", "new", str(source), "a", "--yes"],
-        env=env, capture_output=True, text=True, check=False,
+    modules = sdk_modules_of_a_fetch(
+        seaweedfs_server.env, "s3", BUCKET, prefix, tmp_path,
+        sdk_prefixes=("boto3", "botocore", "s3transfer"), drop_env=("AWS_",),
     )  # fmt: skip
-    assert pushed.returncode == 0, pushed.stderr
-    probe = (
-        "import json, sys\n"
-        "from modelkit_assets import AssetsManager\n"
-        "path = AssetsManager().fetch_asset('a:0.0')\n"
-        "print(json.dumps([path, sorted(m for m in sys.modules"
-        " if m.split('.')[0] in ('boto3', 'botocore', 's3transfer'))]))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    path, sdk_modules = json.loads(done.stdout.strip().splitlines()[-1])
-    assert sorted(n for n in os.listdir(path) if not n.startswith(".")) == ["f0", "f1", "f2"]
-    assert sdk_modules == []
+    assert modules == []
 
 
 # -- gcs: reads through obstore, writes through google-cloud-storage ----------------------------
@@ -425,36 +396,8 @@ def test_a_gcs_fetch_through_obstore_never_imports_google_cloud_storage(
     """google-cloud-storage (with google.api_core) costs about 0.2 s of a small fetch's
     process: with obstore reading, a whole fetch (resolve, .meta, files, digests) loads none
     of it."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "MODELKIT_"))},
-        **gcs_backend.env,
-        "MODELKIT_STORAGE_PROVIDER": "gcs",
-        "MODELKIT_STORAGE_BUCKET": GCS_BUCKET,
-        "MODELKIT_STORAGE_PREFIX": prefix,
-        "MODELKIT_ASSETS_DIR": str(tmp_path / "assets"),
-        ENGINE_ENV: "obstore",
-    }
-    (tmp_path / "assets").mkdir()
-    source = tmp_path / "src"
-    source.mkdir()
-    for i in range(3):
-        (source / f"f{i}").write_bytes(b"%d" % i * 100)
-    pushed = subprocess.run(
-        [sys.executable, "-m", "modelkit_assets", "assets", "new", str(source), "a", "--yes"],
-        env=env, capture_output=True, text=True, check=False,
+    modules = sdk_modules_of_a_fetch(
+        dict(gcs_backend.env), "gcs", GCS_BUCKET, prefix, tmp_path,
+        sdk_prefixes=("google.cloud", "google.api_core", "google.auth"), drop_env=("GOOGLE_",),
     )  # fmt: skip
-    assert pushed.returncode == 0, pushed.stderr
-    probe = (
-        "import json, sys\n"
-        "from modelkit_assets import AssetsManager\n"
-        "path = AssetsManager().fetch_asset('a:0.0')\n"
-        "print(json.dumps([path, sorted(m for m in sys.modules"
-        " if m.startswith(('google.cloud', 'google.api_core', 'google.auth')))]))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    path, sdk_modules = json.loads(done.stdout.strip().splitlines()[-1])
-    assert sorted(n for n in os.listdir(path) if not n.startswith(".")) == ["f0", "f1", "f2"]
-    assert sdk_modules == []
+    assert modules == []

@@ -4,10 +4,7 @@ to the SDK, and that a fetch through it never loads the Azure SDK."""
 from __future__ import annotations
 
 import datetime
-import json
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ import pytest
 from modelkit_assets.engines import ENGINE_ENV, engine_name, obstore_installed
 from modelkit_assets.hashing import digest_bytes
 from modelkit_assets_az.driver import AzureStorageDriver
+from tests.engine_support import sdk_modules_of_a_fetch
 from tests.servers import Backend
 from tests.servers.azure import ACCOUNT, ACCOUNT_KEY, CONTAINER, Azurite
 
@@ -117,35 +115,8 @@ def test_a_fetch_through_obstore_never_imports_the_azure_sdk(
 ) -> None:
     """azure-storage-blob costs about 0.2 s of a small fetch's process: with obstore moving
     the bytes, a whole fetch (resolve, .meta, files, digests) never loads it."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "MODELKIT_"))},
-        **az_backend.env,
-        "MODELKIT_STORAGE_PROVIDER": "az",
-        "MODELKIT_STORAGE_BUCKET": CONTAINER,
-        "MODELKIT_STORAGE_PREFIX": prefix,
-        "MODELKIT_ASSETS_DIR": str(tmp_path / "assets"),
-        ENGINE_ENV: "obstore",
-    }
-    (tmp_path / "assets").mkdir()
-    source = tmp_path / "src"
-    source.mkdir()
-    for i in range(3):
-        (source / f"f{i}").write_bytes(b"%d" % i * 100)
-    pushed = subprocess.run(
-        [sys.executable, "-m", "modelkit_assets", "assets", "new", str(source), "a", "--yes"],
-        env=env, capture_output=True, text=True, check=False,
+    modules = sdk_modules_of_a_fetch(
+        dict(az_backend.env), "az", CONTAINER, prefix, tmp_path,
+        sdk_prefixes=("azure",), drop_env=("AZURE_",),
     )  # fmt: skip
-    assert pushed.returncode == 0, pushed.stderr
-    probe = (
-        "import json, sys\n"
-        "from modelkit_assets import AssetsManager\n"
-        "path = AssetsManager().fetch_asset('a:0.0')\n"
-        "print(json.dumps([path, sorted(m for m in sys.modules if m.startswith('azure'))]))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    path, sdk_modules = json.loads(done.stdout.strip().splitlines()[-1])
-    assert sorted(n for n in os.listdir(path) if not n.startswith(".")) == ["f0", "f1", "f2"]
-    assert sdk_modules == []
+    assert modules == []
