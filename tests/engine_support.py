@@ -1,4 +1,4 @@
-"""A whole push and fetch in fresh processes, for tests of what a fetch through obstore imports."""
+"""A push and a fetch in fresh processes: how a fetch through obstore runs and how it ends."""
 
 from __future__ import annotations
 
@@ -18,6 +18,24 @@ def sdk_modules_of_a_fetch(
     """Push three small files as ``a:0.0`` (CLI), fetch them with ``AssetsManager`` in a new
     process through obstore, check the files, and return the modules starting with
     ``sdk_prefixes`` that the fetching process had loaded."""
+    done = fetch_in_a_new_process(
+        backend_env, provider, bucket, prefix, tmp_path, drop_env,
+        after=f"loaded = sorted(m for m in sys.modules if m.startswith({sdk_prefixes!r}))\n",
+        answer="[path, loaded]",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path, modules = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sorted(n for n in os.listdir(path) if not n.startswith(".")) == ["f0", "f1", "f2"]
+    return list(modules)
+
+
+def fetch_in_a_new_process(
+    backend_env: dict[str, str], provider: str, bucket: str, prefix: str, tmp_path: Path,
+    drop_env: tuple[str, ...], before: str = "", after: str = "", answer: str = "path",
+) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Push three small files as ``a:0.0`` (CLI), then run ``before``, a fetch of them with
+    ``AssetsManager`` through obstore (``path``), ``after`` and a print of ``answer`` as JSON
+    in a new process, and return that process."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith((*drop_env, "MODELKIT_"))},
         **backend_env,
@@ -38,16 +56,11 @@ def sdk_modules_of_a_fetch(
     )  # fmt: skip
     assert pushed.returncode == 0, pushed.stderr
     probe = (
-        "import json, sys\n"
+        f"import json, sys\n{before}"
         "from modelkit_assets import AssetsManager\n"
-        "path = AssetsManager().fetch_asset('a:0.0')\n"
-        f"loaded = sorted(m for m in sys.modules if m.startswith({sdk_prefixes!r}))\n"
-        "print(json.dumps([path, loaded]))"
+        f"path = AssetsManager().fetch_asset('a:0.0')\n{after}"
+        f"print(json.dumps({answer}))"
     )
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
     )
-    assert done.returncode == 0, done.stderr
-    path, modules = json.loads(done.stdout.strip().splitlines()[-1])
-    assert sorted(n for n in os.listdir(path) if not n.startswith(".")) == ["f0", "f1", "f2"]
-    return list(modules)

@@ -17,7 +17,7 @@ from modelkit_assets.engines import ENGINE_ENV, engine_name, obstore_installed
 from modelkit_assets.hashing import digest_bytes
 from modelkit_assets_s3.driver import S3StorageDriver
 from tests.cli_runner import fails
-from tests.engine_support import sdk_modules_of_a_fetch
+from tests.engine_support import fetch_in_a_new_process, sdk_modules_of_a_fetch
 from tests.servers import Backend
 from tests.servers.gcs import BUCKET as GCS_BUCKET
 from tests.servers.gcs import GCSServer
@@ -221,6 +221,44 @@ def test_a_fetch_through_obstore_never_imports_botocore(
         sdk_prefixes=("boto3", "botocore", "s3transfer"), drop_env=("AWS_",),
     )  # fmt: skip
     assert modules == []
+
+
+#: Run in the fetching process first: obstore's threads (foreign to Python) sleep 0.3 s after
+#: each wake-up write of the engine's loop, before they take the GIL back, so their hand-back
+#: of a result outlasts the fetch that waited for it, as a busy machine makes it now and then;
+#: and the interpreter's finalization lasts a second (an object held by a module sleeps as it
+#: is destroyed), so that they wake while it runs.
+SLOW_HAND_BACK = """
+import asyncio.selector_events, threading, time
+_write = asyncio.selector_events.BaseSelectorEventLoop._write_to_self
+def _slow_write(self):
+    _write(self)
+    if isinstance(threading.current_thread(), threading._DummyThread):
+        time.sleep(0.3)
+asyncio.selector_events.BaseSelectorEventLoop._write_to_self = _slow_write
+class _SlowFinalization:
+    def __del__(self, sleep=time.sleep):
+        sleep(1.0)
+sys.modules["_slow_finalization"] = type(sys)("_slow_finalization")
+sys.modules["_slow_finalization"].holder = _SlowFinalization()
+"""
+
+
+@needs_obstore
+def test_a_process_that_fetched_through_obstore_exits_cleanly_while_its_threads_hand_back(
+    seaweedfs_server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """A tokio thread that takes the GIL back once the interpreter finalizes ends with
+    pthread_exit, which aborts a Rust thread: the process, its fetch done, died of SIGABRT or
+    SIGBUS with nothing on stderr (CI, about one process in a hundred). The exit now waits
+    until obstore holds none of the loop's futures."""
+    done = fetch_in_a_new_process(
+        seaweedfs_server.env, "s3", BUCKET, prefix, tmp_path, drop_env=("AWS_",),
+        before=SLOW_HAND_BACK,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    path = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sorted(n for n in os.listdir(path) if not n.startswith(".")) == ["f0", "f1", "f2"]
 
 
 # -- gcs: reads through obstore, writes through google-cloud-storage ----------------------------

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, ClassVar, Final
@@ -37,6 +36,7 @@ from .errors import (
     status_of,
     translate,
 )
+from .loop import SharedLoop
 
 #: Bytes per chunk of a streamed body (and the largest body read whole, in one piece).
 CHUNK: Final = 1024 * 1024
@@ -52,26 +52,6 @@ _WRITE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC | getattr
 #: threads; a task costs far less than a thread, and small requests mostly wait), and at most.
 DEFAULT_TASKS: Final = 64
 MAX_TASKS: Final = 256
-
-
-class _Loop:
-    """One asyncio loop on a daemon thread, shared by every engine of the process."""
-
-    _lock: ClassVar = threading.Lock()
-    _loop: ClassVar[asyncio.AbstractEventLoop | None] = None
-    #: The process that started the loop's thread: a forked child has no such thread.
-    _pid: ClassVar = 0
-
-    @classmethod
-    def get(cls) -> asyncio.AbstractEventLoop:
-        with cls._lock:
-            if cls._loop is None or cls._loop.is_closed() or cls._pid != os.getpid():
-                loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=loop.run_forever, name="modelkit-obstore", daemon=True
-                ).start()
-                cls._loop, cls._pid = loop, os.getpid()
-            return cls._loop
 
 
 class ObstoreEngine:
@@ -396,7 +376,7 @@ class ObstoreEngine:
 
             await asyncio.gather(*(worker() for _ in range(limit)))
 
-        future: Future[None] = asyncio.run_coroutine_threadsafe(run_all(), _Loop.get())
+        future: Future[None] = asyncio.run_coroutine_threadsafe(run_all(), SharedLoop.get())
         try:
             for _ in range(len(jobs)):
                 while True:

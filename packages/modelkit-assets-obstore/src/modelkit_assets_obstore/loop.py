@@ -1,0 +1,91 @@
+"""The engine's asyncio loop, and a process exit that waits for obstore's own threads.
+
+obstore's ``*_async`` calls run on tokio threads, which hand each result back to Python
+themselves: they take the GIL and call ``loop.call_soon_threadsafe``, whose wake-up write lets
+the GIL go and takes it again. If the interpreter has begun to finalize by then, Python 3.11
+ends the thread with ``pthread_exit``, which cannot unwind a Rust thread: the process aborts
+(SIGABRT or SIGBUS) after its work is done, with nothing on stderr. A fetch that had already
+printed its answer then exits with a signal (seen on the 2-core CI machine, about one process
+in a hundred under load).
+
+So every future that obstore asks this loop for (pyo3's ``create_future``) is tracked, and an
+``atexit`` hook, which runs before the interpreter finalizes, cancels the loop's tasks and waits
+until obstore has let go of every one of those futures: a tokio thread holds its future until
+its hand-back returns, so once they are all gone no tokio thread needs the GIL again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import gc
+import os
+import threading
+import time
+import weakref
+from typing import Any, ClassVar, Final
+
+#: How long a process exit waits for obstore's threads to hand back their last results (a
+#: cancelled request lets go within milliseconds; a hand-back stuck longer is left to chance).
+EXIT_WAIT_S: Final = 2.0
+
+
+class EngineLoop(asyncio.SelectorEventLoop):
+    """A selector loop that remembers the futures it made until they are garbage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.futures: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
+
+    def create_future(self) -> asyncio.Future[Any]:
+        future = super().create_future()
+        self.futures.add(future)
+        return future
+
+    def quiesce(self, wait_s: float = EXIT_WAIT_S) -> bool:
+        """Cancel the loop's tasks and wait, letting the GIL go, until no future it made is
+        alive (held by obstore's threads or anything else). True when none is left."""
+        if self.is_running():
+            self.call_soon_threadsafe(_cancel_all, self)
+        deadline = time.monotonic() + wait_s
+        collected = False
+        while self.futures:
+            if time.monotonic() >= deadline:
+                return False
+            if not collected:  # a future caught in a reference cycle dies only in a collection
+                gc.collect()
+                collected = True
+                continue
+            time.sleep(0.001)
+        return True
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+
+class SharedLoop:
+    """One :class:`EngineLoop` on a daemon thread, shared by every engine of the process."""
+
+    _lock: ClassVar = threading.Lock()
+    _loop: ClassVar[EngineLoop | None] = None
+    #: The process that started the loop's thread: a forked child has no such thread.
+    _pid: ClassVar = 0
+
+    @classmethod
+    def get(cls) -> EngineLoop:
+        with cls._lock:
+            if cls._loop is None or cls._loop.is_closed() or cls._pid != os.getpid():
+                loop = EngineLoop()
+                threading.Thread(
+                    target=loop.run_forever, name="modelkit-obstore", daemon=True
+                ).start()
+                cls._loop, cls._pid = loop, os.getpid()
+                atexit.register(_quiesce_at_exit, loop, cls._pid)
+            return cls._loop
+
+
+def _quiesce_at_exit(loop: EngineLoop, pid: int) -> None:
+    if os.getpid() == pid:  # a forked child inherits the hook, not the loop's thread
+        loop.quiesce()
