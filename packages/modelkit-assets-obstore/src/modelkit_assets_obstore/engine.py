@@ -177,21 +177,40 @@ class ObstoreEngine:
         async def one(index: int, job: tuple[str, str]) -> FileDigest:
             object_name, path = job
             try:
-                response = await obstore.get_async(self.store, object_name)
-                size = response.meta["size"]
-                if size <= CHUNK:
-                    data = await response.bytes_async()
-                    return _write_whole(data, path, algorithm)
-                if size >= RANGED_MIN:
-                    return await self._ranged_async(response, object_name, path, algorithm)
+                head = await self._first_chunk_async(object_name)
+                if head is None:  # an empty object: no range of it can be served
+                    response = await obstore.get_async(self.store, object_name)
+                    return _write_whole(await response.bytes_async(), path, algorithm)
+                if len(head) < CHUNK:  # the answer stopped where the object ends
+                    return _write_whole(head, path, algorithm)
+                # The rest from the head's last byte on, a range that exists even when the
+                # object is exactly one chunk long (one starting past the end is an error).
+                rest = await obstore.get_async(
+                    self.store, object_name, options={"range": {"offset": CHUNK - 1}}
+                )
+                if rest.meta["size"] >= RANGED_MIN:  # a large file the core sent whole
+                    whole = await obstore.get_async(self.store, object_name)
+                    return await self._ranged_async(whole, object_name, path, algorithm)
                 return await _write_hashing_async(
-                    response.stream(min_chunk_size=CHUNK), path, algorithm
+                    rest.stream(min_chunk_size=CHUNK), path, algorithm, first=head, skip=1
                 )
             except BaseException:
                 _remove(path)
                 raise
 
         return self._run_many(jobs, one, max_workers, "download", lambda job: job[0])
+
+    async def _first_chunk_async(self, object_name: str) -> Any:
+        """The object's first :data:`CHUNK` bytes, or all of it if shorter, in one request and
+        one hand-back from obstore's threads (a GET and then its body are two: 1000 files of
+        10 KiB took 0.36 s that way against 0.29 s, on SeaweedFS); None if the object is empty
+        (416: no byte of it can be served)."""
+        try:
+            return await obstore.get_range_async(self.store, object_name, start=0, end=CHUNK)
+        except Exception as exc:
+            if status_of(exc) == 416:
+                return None
+            raise
 
     async def _ranged_async(
         self, response: Any, object_name: str, path: str, algorithm: str
@@ -417,10 +436,18 @@ def _write_hashing(chunks: Any, path: str, algorithm: str) -> FileDigest:
     return FileDigest(size, hasher.hexdigest(), algorithm)
 
 
-async def _write_hashing_async(chunks: Any, path: str, algorithm: str) -> FileDigest:
-    hasher, size = new_hasher(algorithm), 0
+async def _write_hashing_async(
+    chunks: Any, path: str, algorithm: str, first: Any = b"", skip: int = 0
+) -> FileDigest:
+    """``first``, then the ``chunks`` as they arrive but for their first ``skip`` bytes,
+    written and hashed."""
+    hasher, size = new_hasher(algorithm), len(first)
+    hasher.update(first)
     with open(path, "wb") as f:
-        async for chunk in chunks:
+        f.write(first)
+        async for whole in chunks:
+            chunk = memoryview(whole)[skip:]
+            skip -= len(whole) - len(chunk)
             f.write(chunk)
             hasher.update(chunk)
             size += len(chunk)

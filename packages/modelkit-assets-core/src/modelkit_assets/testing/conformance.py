@@ -31,6 +31,7 @@ from ..records import RANGED_READS, SERVER_SIDE_COPY
 
 #: More than one page on every store we know (S3 and GCS list 1000 per page).
 MANY_OBJECTS = 1010
+MiB = 1024 * 1024
 
 
 class StorageDriverConformance:
@@ -95,7 +96,9 @@ class StorageDriverConformance:
             driver.download_object_with_digest(f"{prefix}/missing", str(tmp_path / "m"))
 
     def test_download_many(self, driver: StorageDriver, prefix: str, tmp_path: Path) -> None:
-        contents = [os.urandom(size) for size in (0, 1, 10_000, 70_000)]
+        # Around 1 MiB too: an engine may ask for a first chunk of that size, then the rest.
+        sizes = (0, 1, 10_000, 70_000, MiB - 1, MiB, MiB + 1, 3 * MiB + 5)
+        contents = [os.urandom(size) for size in sizes]
         jobs = []
         for index, data in enumerate(contents):
             driver.upload_object(self._file(tmp_path, data), f"{prefix}/many/{index}")
