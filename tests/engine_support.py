@@ -32,10 +32,12 @@ def sdk_modules_of_a_fetch(
 def fetch_in_a_new_process(
     backend_env: dict[str, str], provider: str, bucket: str, prefix: str, tmp_path: Path,
     drop_env: tuple[str, ...], before: str = "", after: str = "", answer: str = "path",
+    sizes: tuple[int, ...] = (100, 100, 100),
 ) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """Push three small files as ``a:0.0`` (CLI), then run ``before``, a fetch of them with
-    ``AssetsManager`` through obstore (``path``), ``after`` and a print of ``answer`` as JSON
-    in a new process, and return that process."""
+    """Push files ``f0``, ``f1``... of ``sizes`` bytes (three small ones by default) as
+    ``a:0.0`` (CLI), then run ``before``, a fetch of them with ``AssetsManager`` through
+    obstore (``path``), ``after`` and a print of ``answer`` as JSON in a new process, and
+    return that process."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith((*drop_env, "MODELKIT_"))},
         **backend_env,
@@ -48,8 +50,8 @@ def fetch_in_a_new_process(
     (tmp_path / "assets").mkdir()
     source = tmp_path / "src"
     source.mkdir()
-    for i in range(3):
-        (source / f"f{i}").write_bytes(b"%d" % i * 100)
+    for i, size in enumerate(sizes):
+        (source / f"f{i}").write_bytes(os.urandom(size))
     pushed = subprocess.run(
         [sys.executable, "-m", "modelkit_assets", "assets", "new", str(source), "a", "--yes"],
         env=env, capture_output=True, text=True, check=False,

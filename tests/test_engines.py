@@ -261,6 +261,23 @@ def test_a_process_that_fetched_through_obstore_exits_cleanly_while_its_threads_
     assert sorted(n for n in os.listdir(path) if not n.startswith(".")) == ["f0", "f1", "f2"]
 
 
+@needs_obstore
+def test_a_fetch_of_one_large_file_through_obstore_never_imports_asyncio(
+    seaweedfs_server: S3Server, tmp_path: Path, prefix: str
+) -> None:
+    """asyncio (with ssl) costs 15 ms of a process: only many-file calls run on the engine's
+    loop, so a large file (ranges on the core's threads, obstore's blocking API) loads none."""
+    done = fetch_in_a_new_process(
+        seaweedfs_server.env, "s3", BUCKET, prefix, tmp_path, drop_env=("AWS_",),
+        after="loaded = 'asyncio' in sys.modules\n", answer="[path, loaded]",
+        sizes=(9 * 1024 * 1024,),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path, loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert os.path.getsize(os.path.join(path, "f0")) == 9 * 1024 * 1024
+    assert loaded is False
+
+
 # -- gcs: reads through obstore, writes through google-cloud-storage ----------------------------
 
 
