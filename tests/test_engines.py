@@ -329,6 +329,45 @@ def test_gcs_reads_go_through_obstore_and_no_sdk_client_is_built(
 
 
 @needs_obstore
+def test_gcs_downloads_through_obstore_keep_64_in_flight_unless_told_otherwise(
+    gcs_backend: Backend,
+    gcs_server: GCSServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    prefix: str,
+) -> None:
+    """The GCS engine's default of 16 is for pushes (the SDK's threads); its downloads are
+    tasks on the loop and take 64 when nobody chose a number, a chosen one as it is."""
+    from modelkit_assets.environment import (
+        DEFAULT_MAX_WORKERS,
+        MAX_WORKERS_ENV,
+        storage_max_workers,
+    )
+    from modelkit_assets_obstore.engine import DEFAULT_TASKS, ObstoreEngine
+
+    monkeypatch.setenv(ENGINE_ENV, "obstore")
+    monkeypatch.delenv(MAX_WORKERS_ENV, raising=False)
+    driver = _gcs_driver(gcs_server, monkeypatch)
+    assert engine_name(driver) == "obstore"
+    assert storage_max_workers(driver.default_max_workers) == 16  # pushes: the SDK's threads
+    driver.create_bytes(b"one", f"{prefix}/one")
+    limits: list[int] = []
+    run_many = ObstoreEngine._run_many
+
+    def recording(self: Any, jobs: Any, one: Any, max_workers: int, *rest: Any) -> Any:
+        limits.append(max_workers)
+        return run_many(self, jobs, one, max_workers, *rest)
+
+    monkeypatch.setattr(ObstoreEngine, "_run_many", recording)
+    job = [(f"{prefix}/one", str(tmp_path / "one"))]
+    assert dict(driver.download_many(job, "blake3", DEFAULT_MAX_WORKERS))[0].size == 3
+    monkeypatch.setenv(MAX_WORKERS_ENV, "16")
+    assert dict(driver.download_many(job, "blake3", DEFAULT_MAX_WORKERS))[0].size == 3
+    assert dict(driver.download_many(job, "blake3", 5))[0].size == 3
+    assert limits == [DEFAULT_TASKS, 16, 5]
+
+
+@needs_obstore
 def test_gcs_version_tokens_through_obstore_are_the_generations(
     gcs_backend: Backend, gcs_server: GCSServer, monkeypatch: pytest.MonkeyPatch, prefix: str
 ) -> None:

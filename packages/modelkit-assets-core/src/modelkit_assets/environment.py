@@ -17,6 +17,7 @@ DEFAULT_STORAGE_TIMEOUT_S: Final = 300.0
 DEFAULT_ASSETS_TIMEOUT_S: Final = 10.0
 DEFAULT_VERSIONING_SYSTEM: Final = "major_minor"
 DEFAULT_MAX_WORKERS: Final = 16
+MAX_WORKERS_ENV: Final = "MODELKIT_STORAGE_MAX_WORKERS"
 DEFAULT_CLAIM_TIMEOUT_S: Final = 3600.0
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
@@ -107,7 +108,7 @@ def storage_force_download() -> bool:
 
 def storage_max_workers(default: int | None = None) -> int:
     """The variable's value, else ``default`` (a driver's own), else DEFAULT_MAX_WORKERS."""
-    return env_int("MODELKIT_STORAGE_MAX_WORKERS", default or DEFAULT_MAX_WORKERS)
+    return env_int(MAX_WORKERS_ENV, default or DEFAULT_MAX_WORKERS)
 
 
 def claim_timeout_s() -> float:

@@ -26,15 +26,16 @@ from __future__ import annotations
 import datetime
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Final
 
 from obstore.store import GCSStore
 
-from modelkit_assets.environment import DEFAULT_MAX_WORKERS
+from modelkit_assets.environment import DEFAULT_MAX_WORKERS, MAX_WORKERS_ENV
+from modelkit_assets.meta import FileDigest
 
 from . import transport
-from .engine import ObstoreEngine
+from .engine import DEFAULT_TASKS, ObstoreEngine
 
 _EMULATOR_ENV: Final = "STORAGE_EMULATOR_HOST"
 _CREDENTIALS_ENV: Final = "GOOGLE_APPLICATION_CREDENTIALS"
@@ -99,6 +100,17 @@ class _GCSEngine(ObstoreEngine):
     #: tasks instead of 64 (0.53 s against 0.50 s for a fetch of the same files).
     default_max_workers: ClassVar[int] = DEFAULT_MAX_WORKERS
     page_size: int | None = None
+
+    def download_many(
+        self, jobs: Sequence[tuple[str, str]], algorithm: str, max_workers: int
+    ) -> Iterator[tuple[int, FileDigest | BaseException]]:
+        """Downloads are tasks of the engine's loop, where more in flight cost little: with
+        the default number (no ``MODELKIT_STORAGE_MAX_WORKERS``, no ``max_workers=`` other
+        than 16), :data:`DEFAULT_TASKS`, as on S3 and Azure. A CLI fetch of 1000 x 10 KiB from
+        fake-gcs-server: 0.55 s with 16, 0.51 s with 32, 0.48 s with 64 (7 runs, alternating)."""
+        if max_workers == DEFAULT_MAX_WORKERS and MAX_WORKERS_ENV not in os.environ:
+            max_workers = DEFAULT_TASKS
+        return super().download_many(jobs, algorithm, max_workers)
 
     def handles(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         if method == "iterate_objects" and self.page_size is not None:
