@@ -23,15 +23,20 @@ from obstore.store import AzureStore
 
 from . import transport
 from .engine import ObstoreEngine
+from .keeps import users_own_client
 
 _DEFAULT_SUFFIX = "core.windows.net"
 
 
 def azure_engine(driver: Any) -> ObstoreEngine | None:
     """The engine of an ``AzureStorageDriver``, or None if the SDK keeps everything."""
-    if getattr(driver, "client_given", True) or _builds_its_own_client(driver):
-        return None
     from modelkit_assets_az.connection import fields
+    from modelkit_assets_az.driver import AzureStorageDriver
+
+    if users_own_client(
+        driver, AzureStorageDriver, client_given=getattr(driver, "client_given", True)
+    ):
+        return None
 
     config = _config(fields(driver._connection_string.reveal()))
     if config is None:
@@ -81,12 +86,3 @@ def _account_of(endpoint: str) -> str | None:
     if ".blob." in host:
         return host.split(".", 1)[0]
     return url.path.strip("/").split("/", 1)[0] or None
-
-
-def _builds_its_own_client(driver: Any) -> bool:
-    """Whether a subclass replaced how the SDK client is built (modelkit's ``build_client``):
-    its client then carries everything."""
-    from modelkit_assets_az.driver import AzureStorageDriver
-
-    own = getattr(type(driver), "build_client", None)
-    return own is not getattr(AzureStorageDriver, "build_client", None)

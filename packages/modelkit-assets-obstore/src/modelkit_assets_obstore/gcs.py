@@ -31,11 +31,12 @@ from typing import Any, ClassVar, Final
 
 from obstore.store import GCSStore
 
-from modelkit_assets.environment import DEFAULT_MAX_WORKERS, MAX_WORKERS_ENV
+from modelkit_assets.environment import DEFAULT_MAX_WORKERS, MAX_WORKERS_ENV, env_str, is_set
 from modelkit_assets.meta import FileDigest
 
 from . import transport
 from .engine import DEFAULT_TASKS, ObstoreEngine
+from .keeps import users_own_client
 
 _EMULATOR_ENV: Final = "STORAGE_EMULATOR_HOST"
 _CREDENTIALS_ENV: Final = "GOOGLE_APPLICATION_CREDENTIALS"
@@ -47,16 +48,16 @@ _QUICK_ATTEMPTS: Final = 4
 _ANONYMOUS_FOR: Final = datetime.timedelta(hours=12)
 
 
-def _env(name: str) -> str | None:
-    return os.environ.get(name, "").strip() or None
-
-
 def gcs_engine(driver: Any) -> ObstoreEngine | None:
     """The read engine of a ``GCSStorageDriver``, or None if the SDK keeps everything."""
-    if driver.__dict__.get("_client") is not None or _builds_its_own_client(driver):
-        return None  # a ready client= (or a subclass's own) is used as it is
-    emulator = _env(_EMULATOR_ENV)
-    if emulator is None and _env(_ENDPOINT_OVERRIDE_ENV):
+    from modelkit_assets_gcs.driver import GCSStorageDriver
+
+    if users_own_client(
+        driver, GCSStorageDriver, client_given=driver.__dict__.get("_client") is not None
+    ):
+        return None
+    emulator = env_str(_EMULATOR_ENV)
+    if emulator is None and env_str(_ENDPOINT_OVERRIDE_ENV):
         return None
     config: dict[str, Any] = {}
     if emulator is not None:
@@ -96,8 +97,8 @@ class _GCSEngine(ObstoreEngine):
 
     #: The driver's transfers in flight: the core's default, as without the engine. Pushes
     #: run on the SDK's threads, and more of them cost (1000 files of 10 KiB to fake-gcs-server
-    #: on 2 cores: 2.7 s with 16, 2.9 s with 32, 3.1 s with 64); reads lose about 5% with 16
-    #: tasks instead of 64 (0.53 s against 0.50 s for a fetch of the same files).
+    #: on 2 cores: 2.7 s with 16, 2.9 s with 32, 3.1 s with 64); downloads take more (see
+    #: :meth:`download_many`).
     default_max_workers: ClassVar[int] = DEFAULT_MAX_WORKERS
     page_size: int | None = None
 
@@ -108,7 +109,7 @@ class _GCSEngine(ObstoreEngine):
         the default number (no ``MODELKIT_STORAGE_MAX_WORKERS``, no ``max_workers=`` other
         than 16), :data:`DEFAULT_TASKS`, as on S3 and Azure. A CLI fetch of 1000 x 10 KiB from
         fake-gcs-server: 0.55 s with 16, 0.51 s with 32, 0.48 s with 64 (7 runs, alternating)."""
-        if max_workers == DEFAULT_MAX_WORKERS and MAX_WORKERS_ENV not in os.environ:
+        if max_workers == DEFAULT_MAX_WORKERS and not is_set(MAX_WORKERS_ENV):
             max_workers = DEFAULT_TASKS
         return super().download_many(jobs, algorithm, max_workers)
 
@@ -133,15 +134,6 @@ def _asking(driver: Any) -> Callable[[str], Any]:
     return missing
 
 
-def _builds_its_own_client(driver: Any) -> bool:
-    """Whether a subclass replaced ``build_client`` (modelkit's hook): its client then carries
-    everything, credentials and endpoint included."""
-    from modelkit_assets_gcs.driver import GCSStorageDriver
-
-    own = getattr(type(driver), "build_client", None)
-    return own is not getattr(GCSStorageDriver, "build_client", None)
-
-
 def _credentials(driver: Any, *, anonymous: bool) -> str | Callable[[], dict[str, Any]] | None:
     """The path of a service-account JSON (obstore reads it), a credential provider, or None
     (credentials obstore cannot take as google-auth does: the SDK keeps everything)."""
@@ -149,7 +141,7 @@ def _credentials(driver: Any, *, anonymous: bool) -> str | Callable[[], dict[str
     from modelkit_assets_gcs.client import _credentials_type
 
     setting = driver.client_configuration.get("service_account_path")
-    path = setting or _env(_CREDENTIALS_ENV)
+    path = setting or env_str(_CREDENTIALS_ENV)
     if path is None:
         if anonymous:
             return _anonymous

@@ -48,14 +48,11 @@ class EngineLoop(asyncio.SelectorEventLoop):
         if self.is_running():
             self.call_soon_threadsafe(_cancel_all, self)
         deadline = time.monotonic() + wait_s
-        collected = False
+        if self.futures:
+            gc.collect()  # a future caught in a reference cycle dies only in a collection
         while self.futures:
             if time.monotonic() >= deadline:
                 return False
-            if not collected:  # a future caught in a reference cycle dies only in a collection
-                gc.collect()
-                collected = True
-                continue
             time.sleep(0.001)
         return True
 

@@ -16,29 +16,30 @@ Timeouts and retries are those of :mod:`.transport`, within the driver's ``timeo
 
 from __future__ import annotations
 
-import os
 from typing import Any, Final
 
 from obstore.store import S3Store
 
 from modelkit_assets import errors
+from modelkit_assets.environment import env_str
 from modelkit_assets_s3.settings import max_attempts
 
 from . import transport
 from .engine import ObstoreEngine
+from .keeps import users_own_client
 
 #: Region of S3-compatible stores that ignore it, when none is configured (boto3's default).
 _DEFAULT_REGION: Final = "us-east-1"
 
 
-def _env(name: str) -> str | None:
-    return os.environ.get(name, "").strip() or None
-
-
 def s3_engine(driver: Any) -> ObstoreEngine | None:
     """The engine of an ``S3StorageDriver``, or None if the SDK keeps everything."""
-    if driver.__dict__.get("_client") is not None or _builds_its_own_client(driver):
-        return None  # a ready client= (or a subclass's own) is used as it is
+    from modelkit_assets_s3.driver import S3StorageDriver
+
+    if users_own_client(
+        driver, S3StorageDriver, client_given=driver.__dict__.get("_client") is not None
+    ):
+        return None
     settings = driver.settings
     config: dict[str, Any] = {"region": _region(settings)}
     credentials = _static_credentials(settings)
@@ -67,15 +68,6 @@ def s3_engine(driver: Any) -> ObstoreEngine | None:
     return ObstoreEngine(store, "s3", driver.bucket, uploads=not settings.aws_kms_key_id)
 
 
-def _builds_its_own_client(driver: Any) -> bool:
-    """Whether a subclass replaced how the boto3 client is built (``build_client``, modelkit's
-    hook, or ``settings.make_client``): its client then carries everything."""
-    from modelkit_assets_s3.driver import S3StorageDriver
-
-    own = getattr(type(driver), "build_client", None)
-    return own is not getattr(S3StorageDriver, "build_client", None)
-
-
 def _static_credentials(settings: Any) -> dict[str, str] | None:
     """Keys as boto3 would take them without a credential chain, or None."""
     if settings.aws_access_key_id and settings.aws_secret_access_key:
@@ -84,9 +76,9 @@ def _static_credentials(settings: Any) -> dict[str, str] | None:
         )
     if settings.profile_name:
         return None
-    key, secret = _env("AWS_ACCESS_KEY_ID"), _env("AWS_SECRET_ACCESS_KEY")
+    key, secret = env_str("AWS_ACCESS_KEY_ID"), env_str("AWS_SECRET_ACCESS_KEY")
     if key and secret:
-        return _keys(key, secret, _env("AWS_SESSION_TOKEN"))
+        return _keys(key, secret, env_str("AWS_SESSION_TOKEN"))
     return None
 
 
@@ -98,7 +90,7 @@ def _keys(key: str, secret: str, token: str | None) -> dict[str, str]:
 
 
 def _region(settings: Any) -> str:
-    region = settings.region_name or _env("AWS_REGION") or _env("AWS_DEFAULT_REGION")
+    region = settings.region_name or env_str("AWS_REGION") or env_str("AWS_DEFAULT_REGION")
     if region:
         return str(region)
     if settings.endpoint_url:
