@@ -25,8 +25,6 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Final
 
-import filelock
-
 from .. import errors
 from ..hashing import KERNEL_COPY, copy_file_with_digest
 from ..meta import FileDigest
@@ -476,6 +474,8 @@ class LocalStorageDriver(StorageDriver):
                 except errors.ObjectAlreadyExistsError:
                     raise errors.PreconditionFailedError(object_name) from None
             elif if_match is not None:
+                import filelock  # here: 11 ms of every process that opens a local store
+
                 with filelock.FileLock(path + _LOCK_SUFFIX):
                     try:
                         current = self.read_object(object_name)[1]
