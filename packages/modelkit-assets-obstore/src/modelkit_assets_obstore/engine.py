@@ -1,11 +1,12 @@
 """The engine: a driver's data path on one obstore store, many requests at once.
 
 Many-file calls (:meth:`ObstoreEngine.download_many`, :meth:`ObstoreEngine.create_many`) run
-as tasks of one asyncio loop, on a thread of its own, with up to ``max_workers`` requests in
-flight (``MODELKIT_STORAGE_MAX_WORKERS``; 64 when unset, see :data:`DEFAULT_TASKS`). Results
-come back through a queue as each request finishes. Single calls use obstore's blocking API,
-which releases the GIL while it waits; asyncio is imported only by the first many-file call
-(15 ms, with ssl, of a process that fetches one large file or a cached asset).
+as tasks of an asyncio loop that the caller's thread runs while it waits for results (see
+:mod:`.loop`), with up to ``max_workers`` requests in flight (``MODELKIT_STORAGE_MAX_WORKERS``;
+64 when unset, see :data:`DEFAULT_TASKS`). Results come back as each request finishes.
+Single calls use obstore's blocking API, which releases the GIL while it waits; asyncio is
+imported only by the first many-file call (15 ms, with ssl, of a process that fetches one
+large file or a cached asset).
 
 Every download is hashed as its bytes arrive and written as they come, a chunk at a time (at
 most :data:`CHUNK` held per stream): a 1 GiB file never sits in memory. Objects from
@@ -15,6 +16,7 @@ page cache. A download that fails leaves no file behind.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import queue
@@ -375,45 +377,93 @@ class ObstoreEngine:
         name_of: Callable[[Any], str],
     ) -> Iterator[tuple[int, Any]]:
         """``(index, result or error)`` of ``one(index, job)`` for every job, as each
-        finishes; the tasks are cancelled if the caller stops early."""
+        finishes, with up to ``max_workers`` in flight; the tasks are cancelled if the caller
+        stops early. The loop runs on the caller's thread while it waits for the next
+        results, or on :class:`~.loop.SharedLoop`'s if an asyncio loop runs there already."""
         if not jobs:
             return
         import asyncio  # here, not at the top: 15 ms of a fetch that needs no loop
 
-        from .loop import SharedLoop
+        from .loop import LoopPool
 
-        results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        pending = iter(enumerate(jobs))
         limit = max(1, min(MAX_TASKS, max_workers, len(jobs)))
 
-        async def run_all() -> None:
-            pending = iter(enumerate(jobs))
+        async def worker(put: Callable[[tuple[int, Any]], None]) -> None:
+            for index, job in pending:
+                try:
+                    outcome = await one(index, job)
+                except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as exc:
+                    outcome = self._error(exc, name_of(job), action)
+                put((index, outcome))
 
-            async def worker() -> None:
-                for index, job in pending:
-                    try:
-                        outcome = await one(index, job)
-                    except asyncio.CancelledError:
-                        raise
-                    except BaseException as exc:
-                        outcome = self._error(exc, name_of(job), action)
-                    results.put((index, outcome))
+        if asyncio._get_running_loop() is not None:
+            yield from _on_shared_loop(worker, limit, len(jobs))
+            return
+        done: collections.deque[tuple[int, Any]] = collections.deque()
+        with LoopPool.lend() as loop:
+            waiter: asyncio.Future[None] | None = None
 
-            await asyncio.gather(*(worker() for _ in range(limit)))
+            def put(item: tuple[int, Any]) -> None:
+                done.append(item)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
 
-        future: Future[None] = asyncio.run_coroutine_threadsafe(run_all(), SharedLoop.get())
-        try:
-            for _ in range(len(jobs)):
-                while True:
-                    try:
-                        item = results.get(timeout=0.5)
-                        break
-                    except queue.Empty:
-                        if future.done() and results.empty():
-                            future.result()  # a bug in run_all: raise it here
-                            raise AssertionError("the engine lost a result") from None
-                yield item
-        finally:
-            future.cancel()
+            async def work() -> None:
+                try:
+                    await worker(put)
+                finally:  # the last worker out wakes the caller, whatever ended it
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
+
+            tasks = [loop.create_task(work()) for _ in range(limit)]
+            try:
+                for _ in range(len(jobs)):
+                    while not done:
+                        ended = [task for task in tasks if task.done()]
+                        if len(ended) == len(tasks):
+                            for task in ended:
+                                task.result()  # a bug in a worker: raise it here
+                            raise AssertionError("the engine lost a result")
+                        waiter = loop.create_future()
+                        loop.run_until_complete(waiter)
+                    yield done.popleft()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def _on_shared_loop(
+    worker: Callable[[Callable[[tuple[int, Any]], None]], Any], limit: int, count: int
+) -> Iterator[tuple[int, Any]]:
+    """:meth:`ObstoreEngine._run_many`'s workers on the loop of :class:`~.loop.SharedLoop`'s
+    thread, their results handed over through a queue."""
+    import asyncio
+
+    from .loop import SharedLoop
+
+    results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+
+    async def run_all() -> None:
+        await asyncio.gather(*(worker(results.put) for _ in range(limit)))
+
+    future: Future[None] = asyncio.run_coroutine_threadsafe(run_all(), SharedLoop.get())
+    try:
+        for _ in range(count):
+            while True:
+                try:
+                    item = results.get(timeout=0.5)
+                    break
+                except queue.Empty:
+                    if future.done() and results.empty():
+                        future.result()  # a bug in a worker: raise it here
+                        raise AssertionError("the engine lost a result") from None
+            yield item
+    finally:
+        future.cancel()
 
 
 def _write_whole(data: Any, path: str, algorithm: str) -> FileDigest:
