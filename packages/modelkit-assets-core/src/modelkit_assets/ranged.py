@@ -25,8 +25,9 @@ from typing import Final
 
 from . import errors
 
-#: Reads the bytes ``[start, end)`` of the object, as chunks of bounded size.
-RangeReader = Callable[[int, int], Iterable[bytes]]
+#: Reads the bytes ``[start, end)`` of the object, as chunks of bounded size (bytes, or
+#: memoryviews of the client's buffers).
+RangeReader = Callable[[int, int], Iterable[bytes | memoryview]]
 
 #: Range requests sent for one object, and their default size.
 DEFAULT_PART_SIZE: Final = 8 * 1024 * 1024
@@ -51,7 +52,7 @@ def download_in_ranges(
     pool: Executor,
     *,
     part_size: int = DEFAULT_PART_SIZE,
-    first_part: Iterable[bytes] | None = None,
+    first_part: Iterable[bytes | memoryview] | None = None,
     retry_on: tuple[type[BaseException], ...] = (),
     attempts: int = 3,
 ) -> None:
@@ -109,7 +110,7 @@ def fill_ranges(
     read_range: RangeReader,
     pool: Executor,
     *,
-    first_part: Iterable[bytes] | None = None,
+    first_part: Iterable[bytes | memoryview] | None = None,
     on_written: Callable[[int, int], None] | None = None,
     retry_on: tuple[type[BaseException], ...] = (),
     attempts: int = 3,
@@ -123,7 +124,7 @@ def fill_ranges(
     """
     stop = threading.Event()
 
-    def write(start: int, end: int, chunks: Iterable[bytes] | None = None) -> None:
+    def write(start: int, end: int, chunks: Iterable[bytes | memoryview] | None = None) -> None:
         if stop.is_set():
             raise _Stopped  # a range has failed: do not even ask for this one
         try:
@@ -166,7 +167,7 @@ def _write_range(
     start: int,
     end: int,
     read_range: RangeReader,
-    chunks: Iterable[bytes] | None,
+    chunks: Iterable[bytes | memoryview] | None,
     retry_on: tuple[type[BaseException], ...],
     attempts: int,
     stop: threading.Event,
@@ -198,7 +199,7 @@ def _write_range(
             chunks = None
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> int:
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> int:
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, offset)

@@ -157,8 +157,9 @@ class ObstoreEngine:
             _remove(destination_path)
             raise self._error(exc, object_name, "download") from None
 
-    def read_range(self, object_name: str, start: int, end: int) -> Iterator[bytes]:
-        """The bytes ``[start, end)``, in chunks of at most :data:`CHUNK`."""
+    def read_range(self, object_name: str, start: int, end: int) -> Iterator[bytes | memoryview]:
+        """The bytes ``[start, end)``, in chunks of at most :data:`CHUNK`: views of obstore's
+        buffers, not copies."""
         if start >= end:
             return
         try:
@@ -166,7 +167,7 @@ class ObstoreEngine:
             for chunk in response.stream(min_chunk_size=CHUNK):
                 view = memoryview(chunk)
                 for offset in range(0, len(view), CHUNK):
-                    yield bytes(view[offset : offset + CHUNK])
+                    yield view[offset : offset + CHUNK]
         except GeneratorExit:
             raise
         except BaseException as exc:

@@ -189,12 +189,14 @@ class StorageDriver(abc.ABC):
         way in (or as the driver measured to be fastest)."""
         raise NotImplementedError
 
-    def read_range(self, object_name: str, start: int, end: int) -> Iterator[bytes]:
+    def read_range(self, object_name: str, start: int, end: int) -> Iterator[bytes | memoryview]:
         """Optional (capability ``ranged_reads``): the bytes ``[start, end)`` of the object, as
-        chunks of at most 1 MiB. Raise ObjectDoesNotExistError if it is absent; a body that
-        breaks off raises StorageUnavailableError (the caller asks again from the first byte it
-        did not get). The core downloads large files in parallel ranges through it, and resumes
-        a download that was cut off."""
+        chunks of at most 1 MiB: ``bytes``, or memoryviews of the client's own buffers (no copy
+        of every byte: 11% of the wall time of a 256 MiB fetch through obstore). Raise
+        ObjectDoesNotExistError if it is absent; a body that breaks off raises
+        StorageUnavailableError (the caller asks again from the first byte it did not get). The
+        core downloads large files in parallel ranges through it, and resumes a download that
+        was cut off."""
         raise NotImplementedError
 
     def download_objects(
