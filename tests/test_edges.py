@@ -506,3 +506,40 @@ def test_a_bad_cache_bound_fails_even_a_cached_fetch(
     line = fails("fetch", "name:0.0", code=2)
     assert "MODELKIT_ASSETS_MAX_SIZE" in line
     assert "'lots'" in line
+
+
+# -- what a fetch loads ---------------------------------------------------------------------------
+
+LOADED_BY_A_CLI_FETCH = """
+import json, sys
+from modelkit_assets.cli import main
+sys.argv = ["modelkit", "assets", "fetch", sys.argv[1]]
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+heavy = ("filelock", "modelkit_assets.push", "modelkit_assets.source", "modelkit_assets.claims",
+         "modelkit_assets.cache.prune")
+print(json.dumps([m for m in heavy if m in sys.modules]))
+"""
+
+
+def test_a_fetch_loads_no_push_machinery_and_a_cached_one_no_lock(
+    local_env: Path, asset_file: Path
+) -> None:
+    """Every process that loads a model pays its imports: the push machinery (12 ms) and the
+    pruner (7 ms, without MODELKIT_ASSETS_MAX_SIZE) are not loaded by a fetch, nor filelock
+    (11 ms) by a fetch the cache answers."""
+    ok("new", str(asset_file), "name", "--yes")
+
+    def loaded() -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", LOADED_BY_A_CLI_FETCH, "name:0.0"],
+            capture_output=True, text=True, env=os.environ, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    assert loaded() == ["filelock"]  # a download takes the asset's lock
+    assert (local_env / "name" / "0.0").read_text() == "content"
+    assert loaded() == []  # from the cache

@@ -18,6 +18,8 @@ DEFAULT_ASSETS_TIMEOUT_S: Final = 10.0
 DEFAULT_VERSIONING_SYSTEM: Final = "major_minor"
 DEFAULT_MAX_WORKERS: Final = 16
 MAX_WORKERS_ENV: Final = "MODELKIT_STORAGE_MAX_WORKERS"
+#: The bound of the assets dir's size (see :mod:`.cache.prune`).
+MAX_SIZE_ENV: Final = "MODELKIT_ASSETS_MAX_SIZE"
 DEFAULT_CLAIM_TIMEOUT_S: Final = 3600.0
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})

@@ -95,7 +95,7 @@ class AssetsManager:
         #: Specs already parsed, by their text (never changed once made here).
         self._parsed: dict[str, AssetSpec] = {}
         self._check_not_inside_store()
-        if os.environ.get("MODELKIT_ASSETS_MAX_SIZE"):  # a bad bound fails now, not at the
+        if environment.is_set(environment.MAX_SIZE_ENV):  # a bad bound fails now, not at the
             from .cache.prune import max_size_from_environment  # first download, days later
 
             max_size_from_environment()
@@ -302,7 +302,6 @@ class AssetsManager:
                 f"{spec.name}:{version}", "no storage provider is configured to download it"
             )
         from .cache.download import fetch_version
-        from .cache.prune import enforce_max_size
 
         with self.cache.download_lock(spec.name):
             found = self.cache.locate(spec.name, version)
@@ -313,7 +312,10 @@ class AssetsManager:
                 provider, self.cache, spec.name, version, progress=self.progress, reuse=not force
             )
         logger.info("downloaded %s:%s", spec.name, version)
-        enforce_max_size(self.cache, keep=(spec.name, version))
+        if environment.is_set(environment.MAX_SIZE_ENV):  # else prune's 7 ms of imports
+            from .cache.prune import enforce_max_size
+
+            enforce_max_size(self.cache, keep=(spec.name, version))
         info = self._info(spec, version, from_cache=False, meta=result.meta.to_public())
         info.update(result.counts())
         return info

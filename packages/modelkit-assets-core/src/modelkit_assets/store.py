@@ -15,10 +15,11 @@ uploads and publishes a version is in :mod:`.push`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -28,17 +29,28 @@ from .meta import AssetMeta, VersionsIndex, check_versions, parse_index, parse_m
 from .paths import check_relative_part
 from .plugins import get_registry
 from .progress import NO_PROGRESS, TransferProgress
-from .push import Pusher, PushPlan
 from .retry import retry_transient
-from .source import LocalSource, scan_source
 from .spec import Versioning, check_name, get_versioning_system, installed_systems
 from .versioning.base import AssetsVersioningSystem
+
+if TYPE_CHECKING:  # imported by the first push: 12 ms of every process, and a fetch pushes none
+    from .push import Pusher, PushPlan
+    from .source import LocalSource
 
 __all__ = ["AssetIndex", "PushPlan", "StorageProvider", "make_driver"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def __getattr__(name: str) -> Any:
+    """``PushPlan``, still importable from here, from :mod:`.push` when first asked for."""
+    if name == "PushPlan":
+        from .push import PushPlan
+
+        return PushPlan
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @attrs.frozen
@@ -104,7 +116,12 @@ class StorageProvider:
         #: ``(name, version)`` claimed by the push under way and not yet published (what an
         #: interrupted push leaves behind).
         self.pending_claim: tuple[str, str] | None = None
-        self._pusher = Pusher(self)
+
+    @functools.cached_property
+    def _pusher(self) -> Pusher:
+        from .push import Pusher
+
+        return Pusher(self)
 
     def __repr__(self) -> str:
         return (
@@ -511,6 +528,8 @@ class StorageProvider:
 
     def scan(self, asset_path: str | LocalSource) -> LocalSource:
         """The files of a local path with their hashes (a LocalSource is returned as is)."""
+        from .source import LocalSource, scan_source
+
         if isinstance(asset_path, LocalSource):
             return asset_path
         return scan_source(asset_path, self.max_workers)
@@ -523,6 +542,8 @@ class StorageProvider:
         then copied while they are hashed); whatever stays staged is dropped at the end.
         Not for a dry run, nor when progress is reported: staging happens before the bar
         starts (the CLI scans first anyway, to show what it will push)."""
+        from .source import LocalSource, scan_source
+
         if isinstance(asset_path, LocalSource) or dry_run or progress is not NO_PROGRESS:
             yield self.scan(asset_path)
             return

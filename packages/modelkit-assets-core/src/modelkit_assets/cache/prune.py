@@ -34,7 +34,7 @@ from .sizes import human_size, parse_size
 
 logger = logging.getLogger(__name__)
 
-MAX_SIZE_ENV = "MODELKIT_ASSETS_MAX_SIZE"
+MAX_SIZE_ENV = environment.MAX_SIZE_ENV
 
 
 @attrs.frozen
