@@ -16,12 +16,9 @@ page cache. A download that fails leaves no file behind.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
-import queue
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from typing import Any, ClassVar, Final
 
 import obstore
@@ -379,13 +376,12 @@ class ObstoreEngine:
     ) -> Iterator[tuple[int, Any]]:
         """``(index, result or error)`` of ``one(index, job)`` for every job, as each
         finishes, with up to ``max_workers`` in flight; the tasks are cancelled if the caller
-        stops early. The loop runs on the caller's thread while it waits for the next
-        results, or on :class:`~.loop.SharedLoop`'s if an asyncio loop runs there already."""
+        stops early. Where their loop runs is :func:`~.loop.run_workers`' business."""
         if not jobs:
             return
         import asyncio  # here, not at the top: 15 ms of a fetch that needs no loop
 
-        from .loop import LoopPool
+        from .loop import run_workers
 
         pending = iter(enumerate(jobs))
         limit = max(1, min(MAX_TASKS, max_workers, len(jobs)))
@@ -400,71 +396,7 @@ class ObstoreEngine:
                     outcome = self._error(exc, name_of(job), action)
                 put((index, outcome))
 
-        if asyncio._get_running_loop() is not None:
-            yield from _on_shared_loop(worker, limit, len(jobs))
-            return
-        done: collections.deque[tuple[int, Any]] = collections.deque()
-        with LoopPool.lend() as loop:
-            waiter: asyncio.Future[None] | None = None
-
-            def put(item: tuple[int, Any]) -> None:
-                done.append(item)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-
-            async def work() -> None:
-                try:
-                    await worker(put)
-                finally:  # the last worker out wakes the caller, whatever ended it
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(None)
-
-            tasks = [loop.create_task(work()) for _ in range(limit)]
-            try:
-                for _ in range(len(jobs)):
-                    while not done:
-                        ended = [task for task in tasks if task.done()]
-                        if len(ended) == len(tasks):
-                            for task in ended:
-                                task.result()  # a bug in a worker: raise it here
-                            raise AssertionError("the engine lost a result")
-                        waiter = loop.create_future()
-                        loop.run_until_complete(waiter)
-                    yield done.popleft()
-            finally:
-                for task in tasks:
-                    task.cancel()
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-
-
-def _on_shared_loop(
-    worker: Callable[[Callable[[tuple[int, Any]], None]], Any], limit: int, count: int
-) -> Iterator[tuple[int, Any]]:
-    """:meth:`ObstoreEngine._run_many`'s workers on the loop of :class:`~.loop.SharedLoop`'s
-    thread, their results handed over through a queue."""
-    import asyncio
-
-    from .loop import SharedLoop
-
-    results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
-
-    async def run_all() -> None:
-        await asyncio.gather(*(worker(results.put) for _ in range(limit)))
-
-    future: Future[None] = asyncio.run_coroutine_threadsafe(run_all(), SharedLoop.get())
-    try:
-        for _ in range(count):
-            while True:
-                try:
-                    item = results.get(timeout=0.5)
-                    break
-                except queue.Empty:
-                    if future.done() and results.empty():
-                        future.result()  # a bug in a worker: raise it here
-                        raise AssertionError("the engine lost a result") from None
-            yield item
-    finally:
-        future.cancel()
+        yield from run_workers(worker, limit, len(jobs))
 
 
 def _write_whole(data: Any, path: str, algorithm: str) -> FileDigest:

@@ -24,14 +24,22 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import contextlib
 import gc
 import os
+import queue
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Future
 from typing import Any, ClassVar, Final
+
+#: What a worker hands each result to.
+Put = Callable[[tuple[int, Any]], None]
+#: A coroutine function that puts results until its jobs run out.
+Worker = Callable[[Put], Awaitable[None]]
 
 #: How long a process exit waits for obstore's threads to hand back their last results (a
 #: cancelled request lets go within milliseconds; a hand-back stuck longer is left to chance).
@@ -79,6 +87,74 @@ class EngineLoop(asyncio.SelectorEventLoop):
         except RuntimeError:  # another thread began to run it meanwhile
             return False
         return True
+
+
+def run_workers(worker: Worker, limit: int, count: int) -> Iterator[tuple[int, Any]]:
+    """The ``count`` results that ``limit`` runs of ``worker`` put, as they come: on a loop
+    of :class:`LoopPool` that this thread runs while it waits, or on :class:`SharedLoop`'s
+    thread if this thread runs an asyncio loop already. The workers are cancelled if the
+    caller stops early."""
+    if asyncio._get_running_loop() is not None:
+        return _on_shared_loop(worker, limit, count)
+    return _on_this_thread(worker, limit, count)
+
+
+def _on_this_thread(worker: Worker, limit: int, count: int) -> Iterator[tuple[int, Any]]:
+    done: collections.deque[tuple[int, Any]] = collections.deque()
+    with LoopPool.lend() as loop:
+        waiter: asyncio.Future[None] | None = None
+
+        def wake() -> None:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+        def put(item: tuple[int, Any]) -> None:
+            done.append(item)
+            wake()
+
+        async def work() -> None:
+            try:
+                await worker(put)
+            finally:  # the last worker out wakes the caller, whatever ended it
+                wake()
+
+        tasks = [loop.create_task(work()) for _ in range(limit)]
+        try:
+            for _ in range(count):
+                while not done:
+                    if all(task.done() for task in tasks):
+                        for task in tasks:
+                            task.result()  # a bug in a worker: raise it here
+                        raise AssertionError("the engine lost a result")
+                    waiter = loop.create_future()
+                    loop.run_until_complete(waiter)
+                yield done.popleft()
+        finally:
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def _on_shared_loop(worker: Worker, limit: int, count: int) -> Iterator[tuple[int, Any]]:
+    results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+
+    async def run_all() -> None:
+        await asyncio.gather(*(worker(results.put) for _ in range(limit)))
+
+    future: Future[None] = asyncio.run_coroutine_threadsafe(run_all(), SharedLoop.get())
+    try:
+        for _ in range(count):
+            while True:
+                try:
+                    item = results.get(timeout=0.5)
+                    break
+                except queue.Empty:
+                    if future.done() and results.empty():
+                        future.result()  # a bug in a worker: raise it here
+                        raise AssertionError("the engine lost a result") from None
+            yield item
+    finally:
+        future.cancel()
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
