@@ -38,6 +38,25 @@ def fetch_in_a_new_process(
     ``a:0.0`` (CLI), then run ``before``, a fetch of them with ``AssetsManager`` through
     obstore (``path``), ``after`` and a print of ``answer`` as JSON in a new process, and
     return that process."""
+    env = pushed_as_a(backend_env, provider, bucket, prefix, tmp_path, drop_env, sizes)
+    probe = (
+        f"import json, sys\n{before}"
+        "from modelkit_assets import AssetsManager\n"
+        f"path = AssetsManager().fetch_asset('a:0.0')\n{after}"
+        f"print(json.dumps({answer}))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def pushed_as_a(
+    backend_env: dict[str, str], provider: str, bucket: str, prefix: str, tmp_path: Path,
+    drop_env: tuple[str, ...], sizes: tuple[int, ...], engine: str = "obstore",
+) -> dict[str, str]:  # fmt: skip
+    """Push files ``f0``, ``f1``... of ``sizes`` random bytes from ``tmp_path / "src"`` as
+    ``a:0.0`` (CLI, in a new process), and return the environment of that store, with an empty
+    assets dir ``tmp_path / "assets"`` and ``engine`` as the data path."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith((*drop_env, "MODELKIT_"))},
         **backend_env,
@@ -45,7 +64,7 @@ def fetch_in_a_new_process(
         "MODELKIT_STORAGE_BUCKET": bucket,
         "MODELKIT_STORAGE_PREFIX": prefix,
         "MODELKIT_ASSETS_DIR": str(tmp_path / "assets"),
-        ENGINE_ENV: "obstore",
+        ENGINE_ENV: engine,
     }
     (tmp_path / "assets").mkdir()
     source = tmp_path / "src"
@@ -57,12 +76,4 @@ def fetch_in_a_new_process(
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert pushed.returncode == 0, pushed.stderr
-    probe = (
-        f"import json, sys\n{before}"
-        "from modelkit_assets import AssetsManager\n"
-        f"path = AssetsManager().fetch_asset('a:0.0')\n{after}"
-        f"print(json.dumps({answer}))"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
-    )
+    return env

@@ -21,7 +21,7 @@ from modelkit_assets.engines import ENGINE_ENV, engine_name, obstore_installed
 from modelkit_assets.hashing import digest_bytes
 from modelkit_assets_s3.driver import S3StorageDriver
 from tests.cli_runner import fails
-from tests.engine_support import fetch_in_a_new_process, sdk_modules_of_a_fetch
+from tests.engine_support import fetch_in_a_new_process, pushed_as_a, sdk_modules_of_a_fetch
 from tests.faultproxy import FaultProxy, Faults
 from tests.guarantees.faults import endpoint_port, redirected
 from tests.servers import Backend
@@ -314,23 +314,12 @@ def test_ctrl_c_in_the_middle_of_a_fetch_exits_130_and_publishes_nothing(
 ) -> None:
     """SIGINT while 40 files come in slowly (through the fault proxy): exit 130, one line, no
     version in the cache; the next fetch gets every file right."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODELKIT_"))},
-        **seaweedfs_server.env,
-        "MODELKIT_STORAGE_PROVIDER": "s3",
-        "MODELKIT_STORAGE_BUCKET": BUCKET,
-        "MODELKIT_STORAGE_PREFIX": prefix,
-        "MODELKIT_ASSETS_DIR": str(tmp_path / "assets"),
-        ENGINE_ENV: engine,
-    }
-    (tmp_path / "assets").mkdir()
+    env = pushed_as_a(
+        seaweedfs_server.env, "s3", BUCKET, prefix, tmp_path, drop_env=("AWS_",),
+        sizes=(64 * 1024,) * 40, engine=engine,
+    )  # fmt: skip
     source = tmp_path / "src"
-    source.mkdir()
-    for i in range(40):
-        (source / f"f{i:02}").write_bytes(os.urandom(64 * 1024))
     command = [sys.executable, "-m", "modelkit_assets", "assets"]
-    pushed = subprocess.run([*command, "new", str(source), "a", "--yes"], env=env, check=False)
-    assert pushed.returncode == 0
     with FaultProxy(endpoint_port(seaweedfs_server.env)) as proxy:
         proxy.faults = Faults(bytes_per_s=100_000)  # 0.6 s a file
         slow = {**env, **redirected(seaweedfs_server.env, proxy.port)}
@@ -352,7 +341,7 @@ def test_ctrl_c_in_the_middle_of_a_fetch_exits_130_and_publishes_nothing(
     )
     assert fetched.returncode == 0, fetched.stderr
     for i in range(40):
-        name = f"f{i:02}"
+        name = f"f{i}"
         assert (tmp_path / "assets" / "a" / "0.0" / name).read_bytes() == (
             source / name
         ).read_bytes()
