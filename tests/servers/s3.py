@@ -6,6 +6,10 @@ moto 5.2.5 checks ``If-None-Match`` and ``If-Match`` and then writes, without a 
 whichever of its request threads runs: two racing create-only writes can both succeed there,
 where S3 makes them atomic. So moto runs behind a WSGI wrapper that lets one write request at a
 time into the app (reads stay concurrent); the concurrency tests then test our driver, not moto.
+moto also answers a part uploaded to an aborted multipart upload with a 500 (a ``KeyError`` in
+``upload_part``), where S3 answers 404 ``NoSuchUpload``: the loser of a create-only race, whose
+upload the winner aborts, then saw a server error (1 run in 15 of the race test under load). The
+launcher makes moto answer as S3 does.
 
 SeaweedFS
 is started with credentials in its environment, which turns its authentication on: the suite then
@@ -95,6 +99,14 @@ from moto.moto_server.werkzeug_app import (
 host, port = sys.argv[1], int(sys.argv[2])
 os.environ.setdefault("MOTO_PORT", str(port))
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+from moto.s3.exceptions import NoSuchUpload
+from moto.s3.models import S3Backend
+_upload_part = S3Backend.upload_part
+def upload_part(self, bucket_name, multipart_id, part_id, value):
+    if multipart_id not in self.get_bucket(bucket_name).multiparts:
+        raise NoSuchUpload(upload_id=multipart_id)  # as S3 answers: 404, not moto's KeyError
+    return _upload_part(self, bucket_name, multipart_id, part_id, value)
+S3Backend.upload_part = upload_part
 app = DomainDispatcherApplication(create_backend_app)
 writes = threading.Lock()
 def one_write_at_a_time(environ, start_response):
