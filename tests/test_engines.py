@@ -415,28 +415,49 @@ def test_gcs_reads_go_through_obstore_and_no_sdk_client_is_built(
 
 
 @needs_obstore
+@pytest.mark.parametrize(
+    ("chosen_by", "chosen", "uploads", "downloads"),
+    [
+        (None, None, 16, None),  # pushes: the SDK's threads; downloads: the engine's 64
+        ("env", 16, 16, 16),
+        ("argument", 16, 16, 16),  # 16 on purpose, the default's number: was taken as unset
+        ("argument", 5, 5, 5),
+    ],
+)
 def test_gcs_downloads_through_obstore_keep_64_in_flight_unless_told_otherwise(
     gcs_backend: Backend,
     gcs_server: GCSServer,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     prefix: str,
+    chosen_by: str | None,
+    chosen: int | None,
+    uploads: int,
+    downloads: int | None,
 ) -> None:
     """The GCS engine's default of 16 is for pushes (the SDK's threads); its downloads are
-    tasks on the loop and take 64 when nobody chose a number, a chosen one as it is."""
-    from modelkit_assets.environment import (
-        DEFAULT_MAX_WORKERS,
-        MAX_WORKERS_ENV,
-        storage_max_workers,
-    )
+    tasks on the loop and take 64 when nobody chose a number. A number chosen, in the
+    environment or as ``max_workers``, holds for both, whatever it is."""
+    from modelkit_assets.environment import MAX_WORKERS_ENV
     from modelkit_assets_obstore.engine import DEFAULT_TASKS, ObstoreEngine
 
     monkeypatch.setenv(ENGINE_ENV, "obstore")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
     monkeypatch.delenv(MAX_WORKERS_ENV, raising=False)
-    driver = _gcs_driver(gcs_server, monkeypatch)
-    assert engine_name(driver) == "obstore"
-    assert storage_max_workers(driver.default_max_workers) == 16  # pushes: the SDK's threads
-    driver.create_bytes(b"one", f"{prefix}/one")
+    if chosen_by == "env":
+        monkeypatch.setenv(MAX_WORKERS_ENV, str(chosen))
+    store = StorageProvider(
+        provider="gcs",
+        bucket=GCS_BUCKET,
+        prefix=prefix,
+        max_workers=chosen if chosen_by == "argument" else None,
+        timeout_s=30.0,
+    )
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(3):
+        (source / f"f{i}").write_bytes(b"%d" % i * 100)
+    store.new(str(source), "a", "0.0")
     limits: list[int] = []
     run_many = ObstoreEngine._run_many
 
@@ -445,12 +466,13 @@ def test_gcs_downloads_through_obstore_keep_64_in_flight_unless_told_otherwise(
         return run_many(self, jobs, one, max_workers, *rest)
 
     monkeypatch.setattr(ObstoreEngine, "_run_many", recording)
-    job = [(f"{prefix}/one", str(tmp_path / "one"))]
-    assert dict(driver.download_many(job, "blake3", DEFAULT_MAX_WORKERS))[0].size == 3
-    monkeypatch.setenv(MAX_WORKERS_ENV, "16")
-    assert dict(driver.download_many(job, "blake3", DEFAULT_MAX_WORKERS))[0].size == 3
-    assert dict(driver.download_many(job, "blake3", 5))[0].size == 3
-    assert limits == [DEFAULT_TASKS, 16, 5]
+    (tmp_path / "assets").mkdir()
+    store.download("a", "0.0", str(tmp_path / "assets"))
+    assert store.max_workers == uploads
+    expected = downloads or DEFAULT_TASKS
+    assert store.max_downloads == expected
+    assert limits == [expected]
+    assert (tmp_path / "assets" / "a" / "0.0" / "f1").read_bytes() == b"1" * 100
 
 
 @needs_obstore

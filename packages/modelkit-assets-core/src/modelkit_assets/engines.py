@@ -120,9 +120,10 @@ def _make_engine(driver: Any) -> DataEngine | None:
         return None
     module = importlib.import_module(OBSTORE_MODULE)
     engine: DataEngine | None = module.engine_for(driver)
-    workers = getattr(engine, "default_max_workers", None)
-    if workers is not None:  # what MODELKIT_STORAGE_MAX_WORKERS defaults to for this driver
-        driver.__dict__["default_max_workers"] = workers
+    for default in ("default_max_workers", "default_max_downloads"):
+        workers = getattr(engine, default, None)
+        if workers is not None:  # what MODELKIT_STORAGE_MAX_WORKERS defaults to for this driver
+            driver.__dict__[default] = workers
     return engine
 
 

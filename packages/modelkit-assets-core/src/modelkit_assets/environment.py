@@ -110,7 +110,12 @@ def storage_force_download() -> bool:
 
 def storage_max_workers(default: int | None = None) -> int:
     """The variable's value, else ``default`` (a driver's own), else DEFAULT_MAX_WORKERS."""
-    return env_int(MAX_WORKERS_ENV, default or DEFAULT_MAX_WORKERS)
+    return chosen_max_workers() or default or DEFAULT_MAX_WORKERS
+
+
+def chosen_max_workers() -> int | None:
+    """The variable's value, or None when it is unset (each driver's defaults then hold)."""
+    return env_int(MAX_WORKERS_ENV, 0) or None
 
 
 def claim_timeout_s() -> float:

@@ -110,9 +110,14 @@ class StorageProvider:
         self.driver = make_driver(
             name, bucket or environment.storage_bucket(), client, self.timeout, **driver_settings
         )
-        self.max_workers = max_workers or environment.storage_max_workers(
-            self.driver.default_max_workers
+        chosen = max_workers or environment.chosen_max_workers()
+        #: Transfers in flight at once: uploads, scans, and downloads unless the driver says
+        #: otherwise (``max_workers``, else ``MODELKIT_STORAGE_MAX_WORKERS``, else the driver's).
+        self.max_workers = (
+            chosen or self.driver.default_max_workers or environment.DEFAULT_MAX_WORKERS
         )
+        #: Downloads in flight at once: the number chosen, else the driver's own for downloads.
+        self.max_downloads = chosen or self.driver.default_max_downloads or self.max_workers
         #: ``(name, version)`` claimed by the push under way and not yet published (what an
         #: interrupted push leaves behind).
         self.pending_claim: tuple[str, str] | None = None

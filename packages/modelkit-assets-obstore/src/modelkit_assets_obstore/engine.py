@@ -62,8 +62,10 @@ class ObstoreEngine:
     writes take (S3's ETag; GCS's generation, obstore's ``version``)."""
 
     name: Final = "obstore"
-    #: The driver's default of transfers in flight while this engine moves its bytes.
+    #: The driver's default of transfers in flight while this engine moves its bytes, and of
+    #: downloads (see :attr:`~modelkit_assets.drivers.base.StorageDriver.default_max_downloads`).
     default_max_workers: ClassVar[int] = DEFAULT_TASKS
+    default_max_downloads: ClassVar[int] = DEFAULT_TASKS
 
     def __init__(
         self,

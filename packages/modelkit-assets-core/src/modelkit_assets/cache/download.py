@@ -351,7 +351,7 @@ class _Download:
                 for algorithm, group in _by_algorithm(parts).items():
                     jobs = [(p.object_name, p.path) for p in group]
                     outcomes = self.driver.download_objects(
-                        jobs, algorithm, self.provider.max_workers
+                        jobs, algorithm, self.provider.max_downloads
                     )
                     try:
                         for index, outcome in outcomes:
@@ -437,7 +437,7 @@ class _Download:
 
     def _range_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            workers = max(1, min(RANGE_WORKERS, self.provider.max_workers * 2) - 1)
+            workers = max(1, min(RANGE_WORKERS, self.provider.max_downloads * 2) - 1)
             self._pool = ThreadPoolExecutor(workers, "modelkit-assets-range")
         return self._pool
 

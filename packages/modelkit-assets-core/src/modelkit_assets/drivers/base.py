@@ -59,6 +59,11 @@ class StorageDriver(abc.ABC):
     #: Transfers in flight at once when ``MODELKIT_STORAGE_MAX_WORKERS`` is unset (None: 16,
     #: right for network stores, whose requests mostly wait).
     default_max_workers: ClassVar[int | None] = None
+    #: Downloads in flight at once (the ``max_workers`` of :meth:`download_many`) when nobody
+    #: chose a number (None: :attr:`default_max_workers`). A driver whose downloads cost less
+    #: than its uploads (tasks of an event loop against an SDK's threads) takes more of them; a
+    #: number the user chose holds for both.
+    default_max_downloads: ClassVar[int | None] = None
 
     #: modelkit's settings class of this driver: the fields and options it takes.
     settings_class: ClassVar[type[StorageDriverSettings]] = StorageDriverSettings
