@@ -358,20 +358,30 @@ def test_ctrl_c_exits_130_saying_what_it_left_claimed(local_env: Path, asset_fil
     ("code", "words"),
     [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only file system")],
 )
+@pytest.mark.parametrize("named", [True, False], ids=["open", "write"])
 def test_disk_errors_name_the_path_and_the_asset(
-    local_env: Path, asset_file: Path, monkeypatch: pytest.MonkeyPatch, code: int, words: str
+    local_env: Path,
+    asset_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+    words: str,
+    named: bool,
 ) -> None:
+    """The error of an ``open`` names its file; that of a ``write`` names none, and the line
+    still reads right."""
     ok("new", str(asset_file), "name", "--yes")
     from modelkit_assets.drivers.local import LocalStorageDriver
 
     def full(self: object, object_name: str, destination: str, algorithm: str) -> None:
-        raise OSError(code, os.strerror(code), destination)
+        raise OSError(code, os.strerror(code), *([destination] if named else []))
 
     monkeypatch.setattr(LocalStorageDriver, "download_hashing", full)
     line = fails("fetch", "name:0.0")
     assert words in line
     assert "name:0.0" in line
     assert str(local_env) in line
+    assert " of while" not in line
+    assert "  " not in line
 
 
 def test_interrupted_new_and_update_say_the_same(store_env: StoreEnv, asset_file: Path) -> None:

@@ -347,6 +347,49 @@ def test_ctrl_c_in_the_middle_of_a_fetch_exits_130_and_publishes_nothing(
         ).read_bytes()
 
 
+def test_a_full_disk_during_a_fetch_is_one_line_at_once_and_loses_nothing(
+    backend: Backend, engine: str, tmp_path: Path, prefix: str
+) -> None:
+    """A fetch whose files cannot be written (the kernel's limit on a file's size, as a full
+    disk would: the write fails, with no file name) says so in one line and exits 1 at once:
+    it is the machine's error, not the store's, and is not retried. Through obstore it was
+    taken for a store out of reach and retried for the whole storage timeout. Once the files
+    fit, the next fetch gets every file right."""
+    import resource
+
+    env = pushed_as_a(
+        dict(backend.env), backend.provider, backend.bucket, prefix, tmp_path,
+        drop_env=("AWS_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR"),
+        sizes=(64 * 1024,) * 20, engine=engine,
+    )  # fmt: skip
+    env["MODELKIT_STORAGE_TIMEOUT_S"] = "60"  # a retried error would outlast the wait below
+    command = [sys.executable, "-m", "modelkit_assets", "assets", "fetch", "a:0.0"]
+    limit = 32 * 1024
+
+    def small_files_only() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    fetching = subprocess.run(
+        command, env=env, capture_output=True, text=True, check=False, timeout=30,
+        preexec_fn=small_files_only,
+    )  # fmt: skip
+    assert fetching.returncode == 1, fetching.stderr
+    lines = [line for line in fetching.stderr.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1, fetching.stderr
+    assert "File too large" in lines[0], lines
+    assert "a:0.0" in lines[0], lines
+    assert "retrying" not in fetching.stderr
+    assert "Traceback" not in fetching.stderr
+    assert not (tmp_path / "assets" / "a" / "0.0").exists()
+    fetched = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert fetched.returncode == 0, fetched.stderr
+    for i in range(20):
+        name = f"f{i}"
+        assert (tmp_path / "assets" / "a" / "0.0" / name).read_bytes() == (
+            tmp_path / "src" / name
+        ).read_bytes()
+
+
 @needs_obstore
 def test_a_fetch_of_one_large_file_through_obstore_never_imports_asyncio(
     seaweedfs_server: S3Server, tmp_path: Path, prefix: str

@@ -83,7 +83,8 @@ def _os_error_message(exc: OSError) -> str:
     what = _context_state().get("doing")
     context = f" while {what}" if what else ""
     if exc.errno == errno.ENOSPC:
-        return f"no space left on the device of{where}{context}; free some space and retry"
+        device = f" of{where}" if where else ""
+        return f"no space left on the device{device}{context}; free some space and retry"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         reason = "read-only file system" if exc.errno == errno.EROFS else "permission denied"
         return (

@@ -31,6 +31,7 @@ from .errors import (
     bucket_is_missing,
     foreign_answer,
     is_conflict,
+    is_local,
     is_missing,
     status_of,
     translate,
@@ -98,7 +99,7 @@ class ObstoreEngine:
     # -- errors ----------------------------------------------------------------------------------
 
     def _error(self, exc: BaseException, object_name: str | None, action: str) -> BaseException:
-        if isinstance(exc, errors.ModelkitAssetsError):
+        if isinstance(exc, errors.ModelkitAssetsError) or is_local(exc):
             return exc
         foreign = foreign_answer(exc, self.provider)
         if foreign is not None:

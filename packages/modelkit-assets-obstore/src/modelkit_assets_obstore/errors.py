@@ -97,7 +97,19 @@ def is_refused(exc: BaseException) -> bool:
 
 def is_missing(exc: BaseException) -> bool:
     """A 404 from the store itself (not another web server's error page)."""
-    return isinstance(exc, FileNotFoundError) and not _HTML_ANSWER.search(str(exc))
+    return (
+        isinstance(exc, FileNotFoundError)
+        and not is_local(exc)
+        and not _HTML_ANSWER.search(str(exc))
+    )
+
+
+def is_local(exc: BaseException) -> bool:
+    """An error of this machine's files (a full disk, a read-only folder), raised while the
+    engine writes a download: an ``OSError`` with an ``errno``. obstore's own errors (a 404 is
+    a ``FileNotFoundError``) carry none. Such an error is the caller's to report as it is: a
+    store that cannot be reached would be retried, for as long as the storage timeout."""
+    return isinstance(exc, OSError) and exc.errno is not None
 
 
 def is_conflict(exc: BaseException) -> bool:
