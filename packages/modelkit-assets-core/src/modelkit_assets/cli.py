@@ -133,7 +133,11 @@ def fetch_command(asset: str, storage_prefix: str | None, download: bool, as_jso
     manager = AssetsManager(storage_prefix=storage_prefix)
     manager.progress = progress_bar()
     manager.refused_timeout_s = refused_timeout()
-    doing(f"fetching {asset} into {manager.assets_dir}")
+    doing(
+        f"fetching {asset} into {manager.assets_dir}",
+        full_disk_hint="what was received is kept for the retry to go on from; "
+        "`modelkit assets cache list` shows it, `cache rm` drops it",
+    )
     info = manager.fetch_asset(asset, return_info=True, force_download=download or None)
     if as_json:
         echo_json(info)

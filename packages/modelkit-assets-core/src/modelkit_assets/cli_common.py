@@ -73,9 +73,12 @@ def _context_state() -> dict[str, Any]:
     return state
 
 
-def doing(what: str) -> None:
-    """Tell the error handler what the command is doing, for messages about the disk."""
-    _context_state()["doing"] = what
+def doing(what: str, full_disk_hint: str | None = None) -> None:
+    """Tell the error handler what the command is doing, for messages about the disk, and
+    what to add when the disk is full."""
+    state = _context_state()
+    state["doing"] = what
+    state["full_disk_hint"] = full_disk_hint
 
 
 def _os_error_message(exc: OSError) -> str:
@@ -84,7 +87,9 @@ def _os_error_message(exc: OSError) -> str:
     context = f" while {what}" if what else ""
     if exc.errno == errno.ENOSPC:
         device = f" of{where}" if where else ""
-        return f"no space left on the device{device}{context}; free some space and retry"
+        hint = _context_state().get("full_disk_hint")
+        after = f" ({hint})" if hint else ""
+        return f"no space left on the device{device}{context}; free some space and retry{after}"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         reason = "read-only file system" if exc.errno == errno.EROFS else "permission denied"
         return (
