@@ -56,6 +56,7 @@ are one line that says what happened and what to do next; they never carry secre
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 
 
 class ModelkitAssetsError(Exception):
@@ -324,6 +325,21 @@ class SourceLinkError(AssetError):
             self,
             f"refusing to push {path!r}: {reason}; remove it or push its target "
             "(nothing was written)",
+        )
+
+
+class SourceChangedError(AssetError):
+    """A file of the push changed on disk between its hash and its upload: the store may hold
+    bytes its ``.meta`` does not describe, so the version is not published."""
+
+    def __init__(self, asset: str, paths: Sequence[str]) -> None:
+        self.paths = tuple(paths)
+        shown = ", ".join(repr(p) for p in self.paths[:3])
+        more = f" and {len(self.paths) - 3} more" if len(self.paths) > 3 else ""
+        ModelkitAssetsError.__init__(
+            self,
+            f"{shown}{more} changed while {asset} was being pushed; nothing was published "
+            "(what was uploaded is removed): push again once the files stay put",
         )
 
 

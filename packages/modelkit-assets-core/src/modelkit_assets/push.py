@@ -45,7 +45,7 @@ from .meta import AssetMeta, FileDigest, dump_index
 from .parallel import run_parallel
 from .progress import NO_PROGRESS, HighWater, TransferProgress
 from .records import SERVER_SIDE_COPY
-from .source import LocalSource, SourceFile
+from .source import LocalSource, SourceFile, changed_files
 from .spec import registered_name
 from .versioning.base import AssetsVersioningSystem
 
@@ -441,6 +441,12 @@ class Pusher:
             )
         finally:
             progress.finish()
+        # A file uploaded from disk that changed since its hash may have sent other bytes
+        # than its digest says: published, the version would fail every fetch, for ever.
+        changed = changed_files(f for f in source.files if f.part not in set(copied))
+        if changed:
+            self.withdraw(name, version, source)
+            raise errors.SourceChangedError(f"{name}:{version}", changed)
         self.publish(name, version, system)
         self.store.pending_claim = None
         logger.info(
@@ -458,6 +464,23 @@ class Pusher:
             resumes=resumed if resumed != "taken over" else shown.resumes,
             planned_version=shown.version if shown.version != version else None,
         )
+
+    def withdraw(self, name: str, version: str, source: LocalSource) -> None:
+        """Remove what this push put in the store for ``name:version``, which it claimed and
+        will not publish: the files' objects, the records of a takeover, then the ``.meta``
+        (last: until it goes, the version stays claimed). Nobody else may complete the claim:
+        its owner is this live process, and its digests are not the files' any more."""
+        names = [self.store.part_object_name(name, version, f.part) for f in source.files]
+        meta = self.store.get_meta_object_name(name, version)
+        base = meta + claims.TAKEOVER_INFIX
+        names += self.store.retry(lambda: list(self.driver.iterate_objects(base)), base)
+
+        def delete(object_name: str) -> None:
+            self.store.retry(lambda: self.driver.delete_object(object_name), object_name)
+
+        run_parallel(delete, names, self.store.max_workers)
+        delete(meta)
+        self.store.pending_claim = None
 
     def _create_small(
         self, files: list[SourceFile], name: str, version: str, progress: TransferProgress

@@ -32,6 +32,31 @@ class SourceFile:
     path: str
     digest: FileDigest
     content: bytes | None = attrs.field(default=None, eq=False, repr=False)
+    #: For a file the push reads again to upload it (neither kept nor staged): its
+    #: :func:`file_stamp` taken before it was hashed, checked again once it is uploaded.
+    stamp: tuple[int, ...] | None = attrs.field(default=None, eq=False, repr=False)
+
+
+def file_stamp(path: str) -> tuple[int, ...]:
+    """What changes when a file is written or replaced: its device, inode, size, and the
+    modification and change times in nanoseconds. The change time is the kernel's: a tool
+    that puts the modification time back still moves it."""
+    info = os.stat(path)
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def changed_files(files: Iterable[SourceFile]) -> list[str]:
+    """Paths of ``files`` whose :attr:`~SourceFile.stamp` no longer holds (or that are gone)."""
+    changed = []
+    for file in files:
+        if file.stamp is None:
+            continue
+        try:
+            if file_stamp(file.path) != file.stamp:
+                changed.append(file.path)
+        except OSError:
+            changed.append(file.path)
+    return changed
 
 
 @attrs.frozen
@@ -165,13 +190,18 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
         entries = [("", path, os.path.getsize(path))]
     staged: dict[str, StagedFile] = {}
 
-    def digest(part: str, file_path: str, size: int) -> FileDigest:
+    def from_disk(part: str, file_path: str) -> SourceFile:
+        """A file hashed here and read again by its upload: stamped before it is hashed."""
+        stamp = file_stamp(file_path)
+        return SourceFile(part, file_path, digest_file(file_path), stamp=stamp)
+
+    def hashed(part: str, file_path: str, size: int) -> SourceFile:
         if stage is not None and size >= STAGE_MIN:
             handle = stage(file_path, DEFAULT_ALGORITHM)
-            if handle is not None:
+            if handle is not None:  # hashed as it was copied: the copy is what was hashed
                 staged[part] = handle
-                return handle.digest
-        return digest_file(file_path)
+                return SourceFile(part, file_path, handle.digest)
+        return from_disk(part, file_path)
 
     large = [entry for entry in entries if entry[2] > SMALL]
     kept = _within_budget(entry for entry in entries if entry[2] <= SMALL)
@@ -179,16 +209,15 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
 
     def small(part: str, file_path: str) -> SourceFile:
         if file_path not in kept:
-            return SourceFile(part, file_path, digest_file(file_path))
+            return from_disk(part, file_path)
         content = next(contents)
         return SourceFile(part, file_path, digest_bytes(content), content)
 
     try:
         with ThreadPoolExecutor(max(1, min(max_workers, len(large)))) as pool:
-            hashing = {p: pool.submit(digest, part, p, size) for part, p, size in large}
+            hashing = {p: pool.submit(hashed, part, p, size) for part, p, size in large}
             files = tuple(
-                SourceFile(part, p, hashing[p].result()) if p in hashing else small(part, p)
-                for part, p, _ in entries
+                hashing[p].result() if p in hashing else small(part, p) for part, p, _ in entries
             )
     except BaseException:
         for handle in staged.values():
