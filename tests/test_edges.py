@@ -558,15 +558,22 @@ def test_a_fetch_loads_no_push_machinery_and_a_cached_one_no_lock(
     assert loaded() == []  # from the cache
 
 
+@pytest.mark.parametrize("change", ["edit", "remove"])
 @pytest.mark.parametrize("mib", [3, 9])  # 9: from STAGE_MIN on, where stores can stage
 def test_a_file_changed_between_its_hash_and_its_upload_is_not_published(
-    store_env: StoreEnv, engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mib: int
+    store_env: StoreEnv,
+    engine: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mib: int,
+    change: str,
 ) -> None:
-    """A large file (uploaded from disk, not held in memory) written to after the push hashed
-    it: its upload may send other bytes than its digest says. Published, the version would fail
-    every fetch, for ever. The push refuses and removes what it uploaded; pushed again, the
-    version holds the new bytes. A store that copies the file as it hashes it (``local``
-    stages it) stores the hashed bytes, and publishes them."""
+    """A large file (uploaded from disk, not held in memory) written to or removed after the
+    push hashed it: its upload may send other bytes than its digest says, or fail. Published,
+    the version would fail every fetch, for ever; left claimed, no retry could complete it. The
+    push refuses and removes what it uploaded and its claim; pushed again, the version holds
+    the files as they are. A store that copies the file as it hashes it (``local`` stages
+    it) stores the hashed bytes, and publishes them."""
     from modelkit_assets.push import Pusher
     from modelkit_assets.source import STAGE_MIN
 
@@ -580,18 +587,22 @@ def test_a_file_changed_between_its_hash_and_its_upload_is_not_published(
     after[2 * 1024 * 1024 : 2 * 1024 * 1024 + 4] = b"edit"  # same size, same inode
     claim = Pusher.claim
 
-    def edit_then_claim(self: Pusher, *args: object, **kwargs: object) -> object:
-        with open(big, "r+b") as f:
-            f.write(after)
+    def change_then_claim(self: Pusher, *args: object, **kwargs: object) -> object:
+        if change == "edit":
+            with open(big, "r+b") as f:
+                f.write(after)
+        else:
+            big.unlink()
         return claim(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Pusher, "claim", edit_then_claim)
+    monkeypatch.setattr(Pusher, "claim", change_then_claim)
     store = StorageProvider()
     name = "changing"
+    fetched = store_env.assets_dir / name / "0.0"
     if store.driver.stager() is not None and len(before) >= STAGE_MIN:  # hashed as copied
         store.new(str(source), name, "0.0")
         store.download(name, "0.0", str(store_env.assets_dir))
-        assert (store_env.assets_dir / name / "0.0" / "big").read_bytes() == before
+        assert (fetched / "big").read_bytes() == before
         return
     with pytest.raises(errors.SourceChangedError, match="big"):
         store.new(str(source), name, "0.0")
@@ -600,4 +611,8 @@ def test_a_file_changed_between_its_hash_and_its_upload_is_not_published(
     monkeypatch.setattr(Pusher, "claim", claim)
     store.new(str(source), name, "0.0")
     store.download(name, "0.0", str(store_env.assets_dir))
-    assert (store_env.assets_dir / name / "0.0" / "big").read_bytes() == bytes(after)
+    assert (fetched / "small").read_bytes() == b"s" * 100
+    if change == "edit":
+        assert (fetched / "big").read_bytes() == bytes(after)
+    else:
+        assert not (fetched / "big").exists()

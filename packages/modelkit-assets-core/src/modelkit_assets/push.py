@@ -439,14 +439,16 @@ class Pusher:
                 [f for f in source.files if f.part not in batched] + left,
                 self.store.max_workers,
             )
+        except Exception:
+            # A file gone or rewritten meanwhile fails its upload; a retry could not complete
+            # this claim either (its digests are not the files' any more).
+            self._refuse_if_changed(name, version, source, copied)
+            raise
         finally:
             progress.finish()
         # A file uploaded from disk that changed since its hash may have sent other bytes
         # than its digest says: published, the version would fail every fetch, for ever.
-        changed = changed_files(f for f in source.files if f.part not in set(copied))
-        if changed:
-            self.withdraw(name, version, source)
-            raise errors.SourceChangedError(f"{name}:{version}", changed)
+        self._refuse_if_changed(name, version, source, copied)
         self.publish(name, version, system)
         self.store.pending_claim = None
         logger.info(
@@ -464,6 +466,21 @@ class Pusher:
             resumes=resumed if resumed != "taken over" else shown.resumes,
             planned_version=shown.version if shown.version != version else None,
         )
+
+    def _refuse_if_changed(
+        self, name: str, version: str, source: LocalSource, copied: list[str]
+    ) -> None:
+        """Raise SourceChangedError, once this push's objects and claim are withdrawn, if a
+        file read from disk since its hash is not as it was (copies inside the store are of
+        the hashed bytes)."""
+        changed = changed_files(f for f in source.files if f.part not in set(copied))
+        if not changed:
+            return
+        try:
+            self.withdraw(name, version, source)
+        except errors.ModelkitAssetsError as exc:
+            raise errors.SourceChangedError(f"{name}:{version}", changed, str(exc)) from exc
+        raise errors.SourceChangedError(f"{name}:{version}", changed)
 
     def withdraw(self, name: str, version: str, source: LocalSource) -> None:
         """Remove what this push put in the store for ``name:version``, which it claimed and
