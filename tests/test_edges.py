@@ -616,3 +616,50 @@ def test_a_file_changed_between_its_hash_and_its_upload_is_not_published(
         assert (fetched / "big").read_bytes() == bytes(after)
     else:
         assert not (fetched / "big").exists()
+
+
+def test_files_named_like_an_index_are_files_of_their_version_not_assets(
+    local_env: Path, tmp_path: Path
+) -> None:
+    """A folder holding ``data.versions`` (or a checkpoint's ``model.meta``) is pushed as it
+    is; ``list`` shows the asset, not its files as unreadable assets (it failed, exit 1, for
+    every listing of the store). An asset beside the versions (``x/extra``) is still one."""
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    (source / "data.versions").write_text("not an index")
+    (source / "sub" / "y.versions").write_text("{}")
+    (source / "model.meta").write_text("a checkpoint")
+    ok("new", str(source), "x", "--yes")
+    ok("update", str(source), "x", "--yes")
+    ok("new", str(source), "x/extra", "--yes")
+    rows = as_json(ok("list", "--json"))["assets"]
+    assert [(r["name"], r["versions"]) for r in rows] == [
+        ("x", ["0.1", "0.0"]),
+        ("x/extra", ["0.0"]),
+    ]
+    fetched = Path(ok("fetch", "x:0.1").stdout.strip())
+    assert (fetched / "data.versions").read_text() == "not an index"
+    assert (fetched / "model.meta").read_text() == "a checkpoint"
+
+
+def test_an_interrupted_push_of_files_named_like_an_index_is_completed(
+    local_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry of a push stopped before it published ``y:0.0`` (whose folder holds
+    ``data.versions``) completes it: ``y/0.0/data.versions`` in the store is a file of the
+    claimed version, not an asset where version 0.0 of ``y`` would go."""
+    from modelkit_assets.push import Pusher
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "data.versions").write_text("not an index")
+
+    def stopped(self: Pusher, *args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Pusher, "publish", stopped)
+        assert run("new", str(source), "y", "--yes").exit_code == 130
+    ok("new", str(source), "y", "--yes")
+    fetched = Path(ok("fetch", "y:0.0").stdout.strip())
+    assert (fetched / "data.versions").read_text() == "not an index"

@@ -309,12 +309,15 @@ class Pusher:
                     name, f"it would lie inside version {child} of asset {parent}"
                 )
         prefix = f"{self.store.prefix}/{name}/"
-        listing = self.store.retry(
-            lambda: [n for n in self.driver.iterate_objects(prefix) if n.endswith(".versions")],
-            prefix,
-        )
+        listing = self.store.retry(lambda: list(self.driver.iterate_objects(prefix)), prefix)
+        claimed = {n[len(prefix) : -len(".meta")] for n in listing if n.endswith(".meta")}
         for object_name in listing:
-            version = object_name[len(prefix) :].split("/")[0].removesuffix(".versions")
+            if not object_name.endswith(".versions"):
+                continue
+            inside = object_name[len(prefix) :]
+            version = inside.split("/")[0].removesuffix(".versions")
+            if "/" in inside and version in claimed:
+                continue  # a file of a claimed version of ``name``, named like an index
             if system.is_version_valid(version):
                 nested = object_name[len(self.store.prefix) + 1 : -len(".versions")]
                 raise errors.AssetNameConflictError(

@@ -289,9 +289,22 @@ class StorageProvider:
         return system.sort_versions(v for v in stems if system.is_version_valid(v))
 
     def _asset_names(self) -> list[str]:
-        start, suffix = len(self.prefix) + 1, ".versions"
+        """Every name with a ``.versions`` under the prefix, but the files of versions: a pushed
+        folder may hold a ``data.versions`` (stored as ``a/0.0/data.versions``, beside
+        ``a/0.0.meta``), and no asset may lie inside a version (see push's nesting checks)."""
+        start = len(self.prefix) + 1
         listing = self.retry(lambda: list(self.driver.iterate_objects(self.prefix + "/")), "list")
-        return sorted(n[start : -len(suffix)] for n in listing if n.endswith(suffix))
+        names = {n[start : -len(".versions")] for n in listing if n.endswith(".versions")}
+        versions = {n[start : -len(".meta")] for n in listing if n.endswith(".meta")}
+
+        def in_a_version(name: str) -> bool:
+            parts = name.split("/")
+            return any(
+                "/".join(parts[:depth]) in names and "/".join(parts[: depth + 1]) in versions
+                for depth in range(1, len(parts) - 1)
+            )
+
+        return sorted(name for name in names if not in_a_version(name))
 
     def iterate_assets(self) -> Iterator[tuple[str, list[str]]]:
         """``(name, versions latest first)`` for every asset under the prefix, by name."""
