@@ -646,3 +646,39 @@ def test_a_gcs_fetch_through_obstore_never_imports_google_cloud_storage(
         sdk_prefixes=("google.cloud", "google.api_core", "google.auth"), drop_env=("GOOGLE_",),
     )  # fmt: skip
     assert modules == []
+
+
+#: File names that URL encoding, XML listings or a path type could each turn into another.
+ODD_NAMES = (
+    "a b.txt", "ü-ñ.bin", "100%.txt", "q?x", "h#sh", "plus+sign", "semi;colon", "eq=1&b=2",
+    "dir with space/x y", "tilde~", "star*", "quote'", "brack[1]", "comma,", "at@", "dollar$",
+    "paren(1)", "%20literally",
+)  # fmt: skip
+
+
+def test_odd_file_names_come_back_as_they_went_whichever_engine_moves_them(
+    backend: Backend, engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    """A folder pushed through one engine and fetched through the other (or the same, where a
+    store has one) gives back every file under its own name, with its own bytes."""
+    source = tmp_path / "src"
+    for name in ODD_NAMES:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(name)
+    settings = {**backend.env, "MODELKIT_STORAGE_PREFIX": prefix}
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    pushing = StorageProvider(provider=backend.provider, bucket=backend.bucket)
+    pushing.new(str(source), "odd", "0.0")
+    other = {"sdk": "obstore", "obstore": "sdk"}.get(engine, engine)
+    if other == "obstore" and not obstore_installed():
+        other = engine
+    monkeypatch.setenv(ENGINE_ENV, other)
+    fetching = StorageProvider(provider=backend.provider, bucket=backend.bucket)
+    (tmp_path / "assets").mkdir()
+    fetching.download("odd", "0.0", str(tmp_path / "assets"))
+    fetched = tmp_path / "assets" / "odd" / "0.0"
+    found = sorted(str(p.relative_to(fetched)) for p in fetched.rglob("*") if p.is_file())
+    assert found == sorted([*ODD_NAMES, ".SUCCESS"])  # the marker of modelkit's layout
+    for name in ODD_NAMES:
+        assert (fetched / name).read_text() == name
