@@ -663,3 +663,31 @@ def test_an_interrupted_push_of_files_named_like_an_index_is_completed(
     ok("new", str(source), "y", "--yes")
     fetched = Path(ok("fetch", "y:0.0").stdout.strip())
     assert (fetched / "data.versions").read_text() == "not an index"
+
+
+def test_an_object_name_longer_than_the_store_takes_is_refused_before_anything_is_written(
+    store_env: StoreEnv, engine: str, tmp_path: Path
+) -> None:
+    """A file whose object name would pass the store's limit (1024 bytes on S3, GCS and
+    Azure) is refused by name before the push claims its version: found at its upload, it left
+    a claim no retry could complete. A name at the limit is pushed and fetched."""
+    store = StorageProvider()
+    limit = store.driver.max_object_name_bytes or 1100  # local: no limit, a long name works
+    base = len(store.part_object_name("long", "0.0", "").encode()) + 1  # and the '/'
+
+    def folder_with_a_name_of(total: int) -> Path:
+        source = tmp_path / f"src{total}"
+        length = total - base
+        segments = [*(["d" * 200] * (length // 201)), "f" * (length % 201 or 1)]
+        path = source.joinpath(*segments)
+        assert len(str(path.relative_to(source)).encode()) == length, "the test's own sum"
+        path.parent.mkdir(parents=True)
+        path.write_text("x")
+        return source
+
+    if store.driver.max_object_name_bytes is not None:
+        with pytest.raises(errors.ObjectNameTooLongError, match=str(limit + 1)):
+            store.new(str(folder_with_a_name_of(limit + 1)), "long", "0.0")
+        assert list(store.driver.iterate_objects(f"{store.prefix}/long")) == []
+    store.new(str(folder_with_a_name_of(limit)), "long", "0.0")
+    store.download("long", "0.0", str(store_env.assets_dir))

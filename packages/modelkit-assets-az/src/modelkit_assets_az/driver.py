@@ -107,6 +107,8 @@ class AzureStorageDriver(StorageDriver):
     """
 
     provider_name = _NAME
+    #: Blob names are at most 1024 characters (1024 bytes: the stricter reading).
+    max_object_name_bytes = 1024
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY}
     )

@@ -328,6 +328,19 @@ class SourceLinkError(AssetError):
         )
 
 
+class ObjectNameTooLongError(AssetError):
+    """A file of a push whose object name would be longer than the store takes."""
+
+    def __init__(self, path: str, length: int, provider: str, limit: int) -> None:
+        self.path = path
+        ModelkitAssetsError.__init__(
+            self,
+            f"refusing to push {path!r}: its object name would be {length} bytes, and {provider} "
+            f"takes at most {limit}; shorten its path, the asset's name or the prefix (nothing "
+            "was written)",
+        )
+
+
 class SourceChangedError(AssetError):
     """A file of the push changed on disk between its hash and its upload: the store may hold
     bytes its ``.meta`` does not describe, so the version is not published."""

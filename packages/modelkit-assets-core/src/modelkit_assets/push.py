@@ -166,8 +166,22 @@ class Pusher:
         resumes: str | None = None,
         skipped: tuple[tuple[str, str], ...] = (),
     ) -> PushPlan:
+        self.check_object_names(source, name, version)
         uri = self.store.get_object_uri(name, version)
         return PushPlan(name, version, source, uri, False, resumes, skipped)
+
+    def check_object_names(self, source: LocalSource, name: str, version: str) -> None:
+        """Refuse a file whose object name the store would not take: found once the version is
+        claimed, it would leave a claim that no retry can complete."""
+        limit = self.driver.max_object_name_bytes
+        if limit is None:
+            return
+        for file in source.files:
+            length = len(self.store.part_object_name(name, version, file.part).encode())
+            if length > limit:
+                raise errors.ObjectNameTooLongError(
+                    file.path, length, self.driver.provider_name, limit
+                )
 
     @staticmethod
     def base_version(index: AssetIndex, version: str | None, bump_major: bool) -> str | None:
@@ -421,6 +435,7 @@ class Pusher:
     ) -> PushPlan:
         """Steps 1 to 3 for ``source`` as ``name:version``."""
         self._check_version(version, system)
+        self.check_object_names(source, name, version)
         meta = source_meta(source)
         self.store.pending_claim = None
         resumed = self.claim(name, version, meta, exclusive)

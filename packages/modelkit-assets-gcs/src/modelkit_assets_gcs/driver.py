@@ -86,6 +86,8 @@ class GCSStorageDriver(StorageDriver):
     """
 
     provider_name = PROVIDER
+    #: GCS object names are at most 1024 bytes of UTF-8.
+    max_object_name_bytes = 1024
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY}
     )

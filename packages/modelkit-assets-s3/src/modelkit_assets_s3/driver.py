@@ -84,6 +84,8 @@ class S3StorageDriver(StorageDriver):
     """
 
     provider_name = PROVIDER
+    #: S3 keys are at most 1024 bytes of UTF-8.
+    max_object_name_bytes = 1024
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {CONDITIONAL_WRITES, RANGED_READS, SERVER_SIDE_COPY}
     )

@@ -64,6 +64,9 @@ class StorageDriver(abc.ABC):
     #: than its uploads (tasks of an event loop against an SDK's threads) takes more of them; a
     #: number the user chose holds for both.
     default_max_downloads: ClassVar[int | None] = None
+    #: The longest object name the store takes, in bytes of UTF-8 (None: no limit the core
+    #: knows of). A push whose names would be longer is refused before it writes anything.
+    max_object_name_bytes: ClassVar[int | None] = None
 
     #: modelkit's settings class of this driver: the fields and options it takes.
     settings_class: ClassVar[type[StorageDriverSettings]] = StorageDriverSettings
