@@ -691,3 +691,36 @@ def test_an_object_name_longer_than_the_store_takes_is_refused_before_anything_i
         assert list(store.driver.iterate_objects(f"{store.prefix}/long")) == []
     store.new(str(folder_with_a_name_of(limit)), "long", "0.0")
     store.download("long", "0.0", str(store_env.assets_dir))
+
+
+def test_a_changed_file_never_removes_a_version_another_push_published(
+    store_env: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push that finds a changed file removes what it uploaded only while its claim is
+    still its own and unpublished: had another push of the same content taken the claim over
+    and published it meanwhile, removing the objects would break a published version."""
+    from modelkit_assets.push import Pusher
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "small").write_bytes(b"s" * 100)
+    big = source / "big"
+    big.write_bytes(os.urandom(3 * 1024 * 1024))
+    claim = Pusher.claim
+
+    def claim_then_edit_while_another_publishes(
+        self: Pusher, name: str, version: str, *args: object
+    ) -> object:
+        claimed = claim(self, name, version, *args)  # type: ignore[arg-type]
+        with open(big, "r+b") as f:
+            f.write(b"edit")
+        self.publish(name, version, self.store.versioning)  # as if by the other push
+        return claimed
+
+    monkeypatch.setattr(Pusher, "claim", claim_then_edit_while_another_publishes)
+    store = StorageProvider()
+    with pytest.raises(errors.AssetAlreadyExistsError):  # `new`: the asset exists now
+        store.new(str(source), "shared", "0.0")
+    left = set(store.driver.iterate_objects(f"{store.prefix}/shared"))
+    assert store.get_meta_object_name("shared", "0.0") in left
+    assert store.part_object_name("shared", "0.0", "small") in left

@@ -460,13 +460,13 @@ class Pusher:
         except Exception:
             # A file gone or rewritten meanwhile fails its upload; a retry could not complete
             # this claim either (its digests are not the files' any more).
-            self._refuse_if_changed(name, version, source, copied)
+            self._refuse_if_changed(name, version, source, meta, copied)
             raise
         finally:
             progress.finish()
         # A file uploaded from disk that changed since its hash may have sent other bytes
         # than its digest says: published, the version would fail every fetch, for ever.
-        self._refuse_if_changed(name, version, source, copied)
+        self._refuse_if_changed(name, version, source, meta, copied)
         self.publish(name, version, system)
         self.store.pending_claim = None
         logger.info(
@@ -486,7 +486,7 @@ class Pusher:
         )
 
     def _refuse_if_changed(
-        self, name: str, version: str, source: LocalSource, copied: list[str]
+        self, name: str, version: str, source: LocalSource, meta: AssetMeta, copied: list[str]
     ) -> None:
         """Raise SourceChangedError, once this push's objects and claim are withdrawn, if a
         file read from disk since its hash is not as it was (copies inside the store are of
@@ -495,26 +495,37 @@ class Pusher:
         if not changed:
             return
         try:
-            self.withdraw(name, version, source)
+            self.withdraw(name, version, source, meta)
+        except errors.VersionConflictError:
+            raise  # the version is another push's now: what it says is what happened
         except errors.ModelkitAssetsError as exc:
             raise errors.SourceChangedError(f"{name}:{version}", changed, str(exc)) from exc
         raise errors.SourceChangedError(f"{name}:{version}", changed)
 
-    def withdraw(self, name: str, version: str, source: LocalSource) -> None:
+    def withdraw(self, name: str, version: str, source: LocalSource, meta: AssetMeta) -> None:
         """Remove what this push put in the store for ``name:version``, which it claimed and
         will not publish: the files' objects, the records of a takeover, then the ``.meta``
         (last: until it goes, the version stays claimed). Nobody else may complete the claim:
-        its owner is this live process, and its digests are not the files' any more."""
+        its owner is this live process, and its digests are not the files' any more. Unless
+        the claim changed hands (taken over by a push of the same content on another machine,
+        once this one ran past the claim timeout), or that push published the version: then
+        nothing is removed, and VersionConflictError says so."""
+        existing = self.store.read_meta(name, version)
+        if self.claim_owner(name, version, existing).token not in (meta.claim, existing.claim):
+            raise errors.VersionConflictError(name, version, hint="another push took it over")
+        index = self.store.read_index(name)
+        if index is not None and version in index.versions:
+            raise errors.VersionConflictError(name, version, hint="another push published it")
         names = [self.store.part_object_name(name, version, f.part) for f in source.files]
-        meta = self.store.get_meta_object_name(name, version)
-        base = meta + claims.TAKEOVER_INFIX
+        meta_name = self.store.get_meta_object_name(name, version)
+        base = meta_name + claims.TAKEOVER_INFIX
         names += self.store.retry(lambda: list(self.driver.iterate_objects(base)), base)
 
         def delete(object_name: str) -> None:
             self.store.retry(lambda: self.driver.delete_object(object_name), object_name)
 
         run_parallel(delete, names, self.store.max_workers)
-        delete(meta)
+        delete(meta_name)
         self.store.pending_claim = None
 
     def _create_small(
