@@ -724,3 +724,33 @@ def test_a_changed_file_never_removes_a_version_another_push_published(
     left = set(store.driver.iterate_objects(f"{store.prefix}/shared"))
     assert store.get_meta_object_name("shared", "0.0") in left
     assert store.part_object_name("shared", "0.0", "small") in left
+
+
+def test_a_file_named_like_the_cache_marker_is_refused_not_overwritten(
+    local_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder with ``.SUCCESS`` at its top: in the cache, the version's completion marker
+    (modelkit's layout) replaced it, and the fetch answered with an empty file, exit 0. The push
+    is refused; a version that holds one (pushed by another tool) is refused by the fetch, and
+    ``download_to``, which writes no marker, still gives it. Deeper down the name is free."""
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    (source / ".SUCCESS").write_text("user data")
+    (source / "sub" / ".SUCCESS").write_text("deeper")
+    line = fails("new", str(source), "marked", "--yes")
+    assert ".SUCCESS" in line
+    assert "nothing was written" in line
+    assert not (tmp_path / "bucket" / "modelkit-assets" / "marked.versions").exists()
+    with monkeypatch.context() as patched:  # as a tool without the check would push it
+        patched.setattr("modelkit_assets.source.SUCCESS_MARKER", "-")
+        ok("new", str(source), "marked", "--yes")
+    line = fails("fetch", "marked:0.0")
+    assert ".SUCCESS" in line
+    assert "nothing was downloaded" in line
+    assert not (local_env / "marked" / "0.0").exists()
+    StorageProvider().download_to("marked", "0.0", str(tmp_path / "target"))
+    assert (tmp_path / "target" / ".SUCCESS").read_text() == "user data"
+    (source / ".SUCCESS").unlink()
+    ok("new", str(source), "deeper", "--yes")
+    fetched = Path(ok("fetch", "deeper:0.0").stdout.strip())
+    assert (fetched / "sub" / ".SUCCESS").read_text() == "deeper"

@@ -328,6 +328,26 @@ class SourceLinkError(AssetError):
         )
 
 
+class MarkerNameError(AssetError):
+    """A directory asset with a file named as the cache's completion marker (``.SUCCESS``)
+    at its top: the marker would overwrite it in the cache, so it is neither pushed nor
+    cached."""
+
+    def __init__(self, what: str, pushing: bool) -> None:
+        self.what = what
+        todo = (
+            "refusing to push it; rename that file (nothing was written)"
+            if pushing
+            else "it cannot be cached; rename that file and push a new version (nothing was "
+            "downloaded)"
+        )
+        ModelkitAssetsError.__init__(
+            self,
+            f"{what} holds a file named .SUCCESS at its top, the name of the cache's completion "
+            f"marker, which would replace it: {todo}",
+        )
+
+
 class ObjectNameTooLongError(AssetError):
     """A file of a push whose object name would be longer than the store takes."""
 

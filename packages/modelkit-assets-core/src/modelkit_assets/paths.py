@@ -9,6 +9,9 @@ from typing import Final
 from . import errors
 
 _DRIVE_RE: Final = re.compile(r"^[A-Za-z]:")
+#: The completion marker a directory version holds at its top in the cache (modelkit's
+#: layout): no file of a directory asset may have that name there.
+SUCCESS_MARKER: Final = ".SUCCESS"
 
 
 def check_relative_part(part: str, where: str) -> list[str]:

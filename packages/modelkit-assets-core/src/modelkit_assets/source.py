@@ -12,7 +12,7 @@ import attrs
 
 from . import errors
 from .meta import DEFAULT_ALGORITHM, FileDigest
-from .paths import check_relative_part
+from .paths import SUCCESS_MARKER, check_relative_part
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,8 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
         entries, warnings = _walk(path)
         if not entries:
             raise errors.LocalAssetDoesNotExistError(path, "the directory holds no files")
+        if any(part == SUCCESS_MARKER for part, _, _ in entries):
+            raise errors.MarkerNameError(f"the folder {path}", pushing=True)
         for part, _, _ in entries:  # before anything is claimed or written
             # A name the store would split differently (a backslash) or that a reader takes
             # for a drive ('C:x') would be stored, then refused by every fetch of the version.

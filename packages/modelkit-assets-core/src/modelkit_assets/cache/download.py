@@ -40,7 +40,7 @@ from .. import errors
 from ..background import periodically
 from ..hashing import SMALL, digest_file
 from ..meta import DEFAULT_ALGORITHM, AssetMeta, FileDigest
-from ..paths import safe_join
+from ..paths import SUCCESS_MARKER, safe_join
 from ..progress import NO_PROGRESS, HighWater, NoProgress, TransferProgress
 from ..ranged import DEFAULT_PART_SIZE, fill_ranges, missing_ranges, split_ranges
 from ..records import RANGED_READS
@@ -114,6 +114,8 @@ def fetch_version(
     """Download ``name:version`` into the cache and publish it (see the module's docstring);
     call with ``name``'s download lock held. ``reuse=False`` downloads every file."""
     meta = provider.read_meta(name, version)
+    if meta.is_directory and SUCCESS_MARKER in (*meta.contents, *meta.digests):  # by another tool
+        raise errors.MarkerNameError(f"{name}:{version}", pushing=False)
     staging = cache.partial_path(name, version)
     os.makedirs(os.path.dirname(staging), exist_ok=True)
     log = None

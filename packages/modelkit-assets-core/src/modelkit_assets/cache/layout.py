@@ -49,13 +49,13 @@ from urllib.parse import quote
 
 from .. import errors
 from ..background import periodically, tree_size
-from ..paths import safe_join
+from ..paths import SUCCESS_MARKER, safe_join
 from ..versioning.base import AssetsVersioningSystem
 from . import holds
 
 logger = logging.getLogger(__name__)
 
-SUCCESS: Final = ".SUCCESS"
+SUCCESS: Final = SUCCESS_MARKER
 #: Marks debris: the staging of a dead download, a version on its way out.
 TMP: Final = ".tmp-"
 #: Suffix of the resumable staging of a version, ``.{version}.partial``.
