@@ -36,6 +36,9 @@ The tree::
     │       ├── LocalAssetDoesNotExistError  a local source path or cached asset is missing
     │       ├── AssetNameConflictError       a name that would nest in another asset's version
     │       ├── SourceLinkError              a push source with a link cycle or a special file
+    │       ├── SourceChangedError           a file changed between its hash and its upload
+    │       ├── ObjectNameTooLongError       a file's object name past the store's limit
+    │       ├── MarkerNameError              a top-level .SUCCESS, the cache's marker name
     │       ├── UnpublishedVersionError      claimed by a push that has not published it
     │       └── AssetIntegrityError          downloaded bytes do not match the .meta
     ├── CorruptStoreError                    a .meta or .versions that cannot be read
