@@ -754,3 +754,20 @@ def test_a_file_named_like_the_cache_marker_is_refused_not_overwritten(
     ok("new", str(source), "deeper", "--yes")
     fetched = Path(ok("fetch", "deeper:0.0").stdout.strip())
     assert (fetched / "sub" / ".SUCCESS").read_text() == "deeper"
+
+
+@pytest.mark.parametrize("odd", ["new\nline", "tab\tx", "bell\x07", "del\x7f"])
+def test_a_file_name_with_a_control_character_is_refused_before_anything_is_written(
+    local_env: Path, tmp_path: Path, odd: str
+) -> None:
+    """Through obstore such a name failed at its upload, after the claim, and was retried
+    for the whole storage timeout as a store out of reach; GCS refuses newlines, S3 lists
+    them in XML. The push refuses it by name, whatever the store."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "fine").write_text("1")
+    (source / odd).write_text("2")
+    line = fails("new", str(source), "odd", "--yes")
+    assert "control character" in line
+    assert "nothing was written" in line
+    assert not (tmp_path / "bucket" / "modelkit-assets" / "odd").exists()

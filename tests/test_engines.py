@@ -652,7 +652,7 @@ def test_a_gcs_fetch_through_obstore_never_imports_google_cloud_storage(
 ODD_NAMES = (
     "a b.txt", "ü-ñ.bin", "100%.txt", "q?x", "h#sh", "plus+sign", "semi;colon", "eq=1&b=2",
     "dir with space/x y", "tilde~", "star*", "quote'", "brack[1]", "comma,", "at@", "dollar$",
-    "paren(1)", "%20literally",
+    "paren(1)", "%20literally", "trail ", " lead",
 )  # fmt: skip
 
 
@@ -682,3 +682,17 @@ def test_odd_file_names_come_back_as_they_went_whichever_engine_moves_them(
     assert found == sorted([*ODD_NAMES, ".SUCCESS"])  # the marker of modelkit's layout
     for name in ODD_NAMES:
         assert (fetched / name).read_text() == name
+
+
+@needs_obstore
+def test_an_object_name_obstore_cannot_parse_is_refused_at_once_not_retried(
+    seaweedfs_server: S3Server, prefix: str
+) -> None:
+    """obstore raises ValueError for a path it cannot parse (a tab, a '.' segment): a refusal,
+    not a store out of reach to retry for the whole storage timeout."""
+    driver = _driver(seaweedfs_server)
+    started = time.monotonic()
+    with pytest.raises(errors.StorageDriverError, match="refused") as refused:
+        driver.write_object(b"x", f"{prefix}/a\tb")
+    assert not isinstance(refused.value, errors.StorageUnavailableError)
+    assert time.monotonic() - started < 5

@@ -39,6 +39,7 @@ The tree::
     │       ├── SourceChangedError           a file changed between its hash and its upload
     │       ├── ObjectNameTooLongError       a file's object name past the store's limit
     │       ├── MarkerNameError              a top-level .SUCCESS, the cache's marker name
+    │       ├── UnstorableNameError          a file name with a control character
     │       ├── UnpublishedVersionError      claimed by a push that has not published it
     │       └── AssetIntegrityError          downloaded bytes do not match the .meta
     ├── CorruptStoreError                    a .meta or .versions that cannot be read
@@ -328,6 +329,19 @@ class SourceLinkError(AssetError):
             self,
             f"refusing to push {path!r}: {reason}; remove it or push its target "
             "(nothing was written)",
+        )
+
+
+class UnstorableNameError(AssetError):
+    """A file to push whose name holds a control character (a newline, a tab): S3 lists it
+    in XML, GCS refuses newlines, obstore refuses them all."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        ModelkitAssetsError.__init__(
+            self,
+            f"refusing to push {path!r}: its name holds a control character (a newline, a tab), "
+            "which object stores refuse or mangle; rename that file (nothing was written)",
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
@@ -15,6 +16,8 @@ from .meta import DEFAULT_ALGORITHM, FileDigest
 from .paths import SUCCESS_MARKER, check_relative_part
 
 logger = logging.getLogger(__name__)
+#: Control characters (a newline, a tab...): no object store takes them all as they are.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 if TYPE_CHECKING:
     from .drivers.base import StagedFile
@@ -186,6 +189,8 @@ def scan_source(path: str, max_workers: int = 8, stage: Stager | None = None) ->
             # A name the store would split differently (a backslash) or that a reader takes
             # for a drive ('C:x') would be stored, then refused by every fetch of the version.
             check_relative_part(part, f"the folder {path} (rename that file to push it)")
+            if _CONTROL.search(part):  # S3's XML listings, GCS and obstore refuse or mangle them
+                raise errors.UnstorableNameError(os.path.join(path, part))
     elif not os.path.isfile(path):
         raise errors.SourceLinkError(path, "it is not a regular file (a FIFO, socket or device)")
     else:

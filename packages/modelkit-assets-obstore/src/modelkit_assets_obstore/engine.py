@@ -110,6 +110,10 @@ class ObstoreEngine:
             return self.missing(object_name)
         if not isinstance(exc, Exception):
             return exc  # KeyboardInterrupt and the like go on as they are
+        if isinstance(exc, ValueError):  # obstore refused an argument (a path it cannot parse)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            what = f" of {object_name!r}" if object_name else ""
+            return errors.StorageDriverError(f"{self.provider} {action}{what} refused: {first}")
         return translate(exc, self.provider, self.bucket, object_name, action)
 
     def missing(self, object_name: str) -> errors.StorageDriverError:
