@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection
 from typing import Final
 
 from . import errors
@@ -33,3 +34,12 @@ def check_relative_part(part: str, where: str) -> list[str]:
 def safe_join(root: str, part: str, where: str) -> str:
     """``root/part`` after checking that ``part`` cannot leave ``root``."""
     return os.path.join(root, *check_relative_part(part, where))
+
+
+def in_a_version(name: str, claimed: Collection[str]) -> bool:
+    """Whether the store name ``name`` (under the prefix) lies in the folder of a claimed
+    version: some ``A/V`` of its leading segments is in ``claimed`` (``A/V.meta`` exists). Such
+    a name is a file of that version, even one named like an index (``a/0.0/data.versions``):
+    no asset may lie inside a version (see the push's nesting checks)."""
+    parts = name.split("/")
+    return any("/".join(parts[: depth + 1]) in claimed for depth in range(1, len(parts) - 1))

@@ -43,6 +43,7 @@ from . import claims, errors
 from .drivers.base import StagedFile
 from .meta import AssetMeta, FileDigest, dump_index
 from .parallel import run_parallel
+from .paths import in_a_version
 from .progress import NO_PROGRESS, HighWater, TransferProgress
 from .records import SERVER_SIDE_COPY
 from .source import LocalSource, SourceFile, changed_files
@@ -324,16 +325,14 @@ class Pusher:
                 )
         prefix = f"{self.store.prefix}/{name}/"
         listing = self.store.retry(lambda: list(self.driver.iterate_objects(prefix)), prefix)
-        claimed = {n[len(prefix) : -len(".meta")] for n in listing if n.endswith(".meta")}
+        start = len(self.store.prefix) + 1
+        claimed = {n[start : -len(".meta")] for n in listing if n.endswith(".meta")}
         for object_name in listing:
-            if not object_name.endswith(".versions"):
-                continue
-            inside = object_name[len(prefix) :]
-            version = inside.split("/")[0].removesuffix(".versions")
-            if "/" in inside and version in claimed:
-                continue  # a file of a claimed version of ``name``, named like an index
+            nested = object_name[start : -len(".versions")]
+            if not object_name.endswith(".versions") or in_a_version(nested, claimed):
+                continue  # not an index, or a file of a claimed version named like one
+            version = object_name[len(prefix) :].split("/")[0].removesuffix(".versions")
             if system.is_version_valid(version):
-                nested = object_name[len(self.store.prefix) + 1 : -len(".versions")]
                 raise errors.AssetNameConflictError(
                     name, f"asset {nested} lies where version {version} of {name} would go"
                 )
@@ -491,7 +490,8 @@ class Pusher:
         """Raise SourceChangedError, once this push's objects and claim are withdrawn, if a
         file read from disk since its hash is not as it was (copies inside the store are of
         the hashed bytes)."""
-        changed = changed_files(f for f in source.files if f.part not in set(copied))
+        done = set(copied)
+        changed = changed_files(f for f in source.files if f.part not in done)
         if not changed:
             return
         try:
@@ -511,15 +511,16 @@ class Pusher:
         once this one ran past the claim timeout), or that push published the version: then
         nothing is removed, and VersionConflictError says so."""
         existing = self.store.read_meta(name, version)
-        if self.claim_owner(name, version, existing).token not in (meta.claim, existing.claim):
+        owner = self.claim_owner(name, version, existing)
+        if owner.token not in (meta.claim, existing.claim):
             raise errors.VersionConflictError(name, version, hint="another push took it over")
         index = self.store.read_index(name)
         if index is not None and version in index.versions:
             raise errors.VersionConflictError(name, version, hint="another push published it")
         names = [self.store.part_object_name(name, version, f.part) for f in source.files]
         meta_name = self.store.get_meta_object_name(name, version)
-        base = meta_name + claims.TAKEOVER_INFIX
-        names += self.store.retry(lambda: list(self.driver.iterate_objects(base)), base)
+        # Takeover records are numbered from 1 (claim_owner listed them just now).
+        names += [f"{meta_name}{claims.TAKEOVER_INFIX}{n}" for n in range(1, owner.records + 1)]
 
         def delete(object_name: str) -> None:
             self.store.retry(lambda: self.driver.delete_object(object_name), object_name)

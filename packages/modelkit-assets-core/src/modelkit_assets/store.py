@@ -26,7 +26,7 @@ import attrs
 from . import environment, errors
 from .drivers.base import StorageDriver
 from .meta import AssetMeta, VersionsIndex, check_versions, parse_index, parse_meta
-from .paths import check_relative_part
+from .paths import check_relative_part, in_a_version
 from .plugins import get_registry
 from .progress import NO_PROGRESS, TransferProgress
 from .retry import retry_transient
@@ -294,17 +294,9 @@ class StorageProvider:
         ``a/0.0.meta``), and no asset may lie inside a version (see push's nesting checks)."""
         start = len(self.prefix) + 1
         listing = self.retry(lambda: list(self.driver.iterate_objects(self.prefix + "/")), "list")
-        names = {n[start : -len(".versions")] for n in listing if n.endswith(".versions")}
-        versions = {n[start : -len(".meta")] for n in listing if n.endswith(".meta")}
-
-        def in_a_version(name: str) -> bool:
-            parts = name.split("/")
-            return any(
-                "/".join(parts[:depth]) in names and "/".join(parts[: depth + 1]) in versions
-                for depth in range(1, len(parts) - 1)
-            )
-
-        return sorted(name for name in names if not in_a_version(name))
+        names = [n[start : -len(".versions")] for n in listing if n.endswith(".versions")]
+        claimed = {n[start : -len(".meta")] for n in listing if n.endswith(".meta")}
+        return sorted(name for name in names if not in_a_version(name, claimed))
 
     def iterate_assets(self) -> Iterator[tuple[str, list[str]]]:
         """``(name, versions latest first)`` for every asset under the prefix, by name."""
