@@ -101,6 +101,28 @@ def test_one_store_with_both_systems_works_whatever_the_environment_says(
     assert as_json(ok("update", str(asset_file), "mm", "--yes", "--json"))["version"] == "0.1"
 
 
+def test_a_bad_version_is_refused_in_the_words_of_the_assets_own_system(
+    store_env: StoreEnv, asset_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELKIT_ASSETS_VERSIONING_SYSTEM", "simple_date")
+    ok("new", str(asset_file), f"dated:{DATE}", "--yes")
+    monkeypatch.setenv("MODELKIT_ASSETS_VERSIONING_SYSTEM", "major_minor")
+    ok("new", str(asset_file), "mm", "--yes")
+    for system in ("major_minor", "simple_date"):
+        monkeypatch.setenv("MODELKIT_ASSETS_VERSIONING_SYSTEM", system)
+        line = fails("fetch", "dated:abc", code=2)
+        assert "for the simple_date versioning system: expected YYYY-MM-DD" in line, line
+        assert "MAJOR" not in line, line
+        line = fails("fetch", "mm:abc", code=2)
+        assert "for the major_minor versioning system: expected MAJOR" in line, line
+    # Pre-downloaded mode: the local versions tell the system.
+    monkeypatch.setenv("MODELKIT_ASSETS_VERSIONING_SYSTEM", "major_minor")
+    ok("fetch", "dated")
+    monkeypatch.delenv("MODELKIT_STORAGE_PROVIDER")
+    line = fails("fetch", "dated:abc", code=2)
+    assert "simple_date" in line, line
+
+
 def test_an_index_without_its_system_is_read_by_its_versions(
     store_env: StoreEnv, asset_file: Path
 ) -> None:

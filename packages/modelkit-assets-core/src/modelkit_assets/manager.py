@@ -222,9 +222,30 @@ class AssetsManager:
             for system in installed_systems(self.versioning)[1:]:
                 if version is not None and system.is_version_valid(version):
                     return AssetSpec(name, system, version, sub_part)
-            raise exc from None
+            raise self._refusal_of_asset(name, exc) from None
         except errors.InvalidAssetSpecError:
             return None
+
+    def _refusal_of_asset(
+        self, name: str, exc: errors.InvalidVersionError
+    ) -> errors.InvalidVersionError:
+        """``exc`` told in the words of the asset's own versioning system (its index's, or its
+        local versions'), so a bad version of a ``simple_date`` asset does not ask for
+        MAJOR.MINOR; ``exc`` itself when that system is unknown or cannot be learnt."""
+        system: AssetsVersioningSystem | None = None
+        try:
+            provider = self.storage_provider
+            if provider is not None:
+                index = provider.read_index(name)
+                system = index.system if index is not None else None
+            else:
+                spec = AssetSpec(name, self.versioning)
+                system = self._local_system(spec)
+        except (errors.ModelkitAssetsError, *UNREACHABLE):
+            return exc
+        if system is None or system.name == exc.system:
+            return exc
+        return errors.InvalidVersionError(exc.version, system.name, system.expected_format)
 
     def _local_fallback(self, spec: AssetSpec, exc: Exception) -> dict[str, Any] | None:
         """The info of the newest complete local version matching ``spec``, with a warning."""
