@@ -319,7 +319,9 @@ def test_messages_are_one_clear_line(
     assert "no --bump-major" in fails(
         "update", str(asset_file), "dated", "--bump-major", "--yes", code=2
     )
-    assert "trailing '/'" in fails("fetch", "name:0.0[sub/]", code=2)
+    line = fails("fetch", "name:0.0[sub/]", code=2)
+    assert "trailing '/'" in line
+    assert "'name:0.0[sub/]'" in line  # the spec as written, its version included
     monkeypatch.delenv("MODELKIT_STORAGE_PROVIDER")
     line = fails("list")
     assert "MODELKIT_STORAGE_PROVIDER" in line

@@ -156,6 +156,13 @@ def test_assets_manager_requires_an_existing_assets_dir(tmp_path: Path) -> None:
         AssetsManager(assets_dir=str(tmp_path / "nope"))
 
 
+@pytest.mark.parametrize("spec", [5, None, b"asset:0.0", Path("asset")])
+def test_a_spec_of_another_type_is_a_type_error_that_names_it(tmp_path: Path, spec: object) -> None:
+    manager = AssetsManager(assets_dir=str(tmp_path))
+    with pytest.raises(TypeError, match=f"not {type(spec).__name__}$"):
+        manager.fetch_asset(spec)  # type: ignore[call-overload]
+
+
 def test_metas_that_recorded_sha256_are_checked_with_sha256(
     pushed: StorageProvider, store_env: StoreEnv, tmp_path: Path
 ) -> None:

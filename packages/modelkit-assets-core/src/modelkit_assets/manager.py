@@ -180,8 +180,10 @@ class AssetsManager:
                 return self._local_path(spec)
             if len(self._parsed) < _PARSED_MAX:
                 self._parsed[spec] = parsed  # a service fetches the same few specs all day
-        else:
+        elif isinstance(spec, AssetSpec):
             parsed = spec
+        else:  # modelkit fails later, with an AttributeError on the object
+            raise TypeError(f"an asset spec is a str or an AssetSpec, not {type(spec).__name__}")
         force = self._force(force_download)
         if parsed.version and not force and parsed.is_version_complete():
             found = self.cache.use(parsed.name, parsed.version)  # the lock-free fast path

@@ -38,13 +38,14 @@ def check_name(name: str) -> str:
     return name
 
 
-def check_sub_part(sub_part: str, name: str) -> str:
+def check_sub_part(sub_part: str, name: str, spec: str | None = None) -> str:
     """``sub_part`` without a leading '/' (modelkit accepts ``[/a/b]`` for ``[a/b]``), after
-    checking that it stays inside the asset."""
+    checking that it stays inside the asset. ``spec``: the text the user wrote, for the
+    message (default: ``name[sub_part]``)."""
     where = f"the sub-part of {name}"
     if sub_part.endswith("/") and sub_part.strip("/"):
         raise errors.InvalidAssetSpecError(
-            f"{name}[{sub_part}]",
+            spec or f"{name}[{sub_part}]",
             f"remove the trailing '/' of the sub-part: [{sub_part.rstrip('/')}]",
         )
     relative = sub_part.lstrip("/")
@@ -112,7 +113,7 @@ def parse_spec(text: str) -> tuple[str, str | None, str | None]:
         raise errors.InvalidAssetSpecError(text, "empty sub-part in '[]'")
     name = check_name(match["name"])
     if match["sub_part"] is not None:
-        check_sub_part(match["sub_part"], name)
+        check_sub_part(match["sub_part"], name, text)
     return name, match["version"], match["sub_part"]
 
 
