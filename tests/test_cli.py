@@ -76,6 +76,20 @@ def test_info_shows_files_sizes_hashes_and_uri(pushed: StorageProvider) -> None:
     assert "does not exist" in fails("info", "cli/asset:7")
 
 
+def test_info_of_a_sub_part_shows_only_its_files(pushed: StorageProvider) -> None:
+    out = ok("info", "cli/asset:0.0[sub]").stdout
+    assert out.startswith("cli/asset:0.0[sub]\n")
+    assert "sub/.b" in out
+    assert "a.txt" not in out
+    document = as_json(ok("info", "cli/asset:0.0[/a.txt]", "--json"))
+    assert [f["part"] for f in document["files"]] == ["a.txt"]
+    assert (document["size"], document["sub_part"]) == (1000, "a.txt")
+    # A sub-part the version does not hold is an error, not the whole version with exit 0.
+    for missing in ("cli/asset:0.0[su]", "cli/asset:0.0[a.txt/x]", "cli/asset:0.1[a.txt]"):
+        assert "no such sub-part" in fails("info", missing)
+    assert "unsafe" in fails("info", "cli/asset:0.0[../x]", code=2)
+
+
 def test_list_is_a_table(pushed: StorageProvider) -> None:
     out = ok("list").stdout
     for header in ("name", "versions", "latest", "pushed"):

@@ -248,15 +248,17 @@ assets_cli.add_command(plugins_command, "drivers")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @handle_errors
 def info_command(asset: str, storage_prefix: str | None, as_json: bool) -> None:
-    """Show the meta of ASSET (name[:version]): push date, files, sizes, hashes, remote URI.
+    """Show the meta of ASSET (name[:version][[sub/part]]): push date, files, sizes, hashes,
+    remote URI; with a sub-part, only the files in it (the sub-part must exist).
 
     A version claimed by a push that has not published it is shown as unpublished, with exit
     code 1: it is not a version yet.
     """
-    from .spec import parse_spec
+    from .spec import check_sub_part, parse_spec
 
     store = open_store(storage_prefix)
-    name, version, _ = parse_spec(asset)
+    name, version, sub_part = parse_spec(asset)
+    part = check_sub_part(sub_part, name) if sub_part else None
     index = store.require_index(name)
     if (
         version is not None
@@ -265,7 +267,7 @@ def info_command(asset: str, storage_prefix: str | None, as_json: bool) -> None:
     ):
         state, meta, details = store.version_state(name, version)
         if state == "unpublished" and meta is not None:
-            _show_info(store, name, version, meta, as_json, published=False, details=details)
+            _show_info(store, name, version, meta, as_json, part, False, details)
             raise errors.UnpublishedVersionError(
                 name,
                 version,
@@ -273,7 +275,15 @@ def info_command(asset: str, storage_prefix: str | None, as_json: bool) -> None:
                 "the latest published one",
             )
     version = store.resolve_version(name, version)
-    _show_info(store, name, version, store.read_meta(name, version), as_json)
+    _show_info(store, name, version, store.read_meta(name, version), as_json, part)
+
+
+def _in_sub_part(file_part: str, sub_part: str | None) -> bool:
+    """Whether a file of a version (``""`` for a file asset) lies in ``sub_part`` (None: the
+    whole version), as the fetch of ``name:version[sub_part]`` would give it."""
+    if sub_part is None:
+        return True
+    return file_part == sub_part or file_part.startswith(f"{sub_part}/")
 
 
 def _show_info(
@@ -282,6 +292,7 @@ def _show_info(
     version: str,
     meta: Any,
     as_json: bool,
+    sub_part: str | None = None,
     published: bool = True,
     details: str = "",
 ) -> None:
@@ -291,6 +302,15 @@ def _show_info(
     ]
     if meta.is_directory and not files:  # a meta written by modelkit: no sizes or hashes
         files = [{"part": part, "size": None, "hash": None} for part in meta.contents]
+    size = meta.size
+    if sub_part is not None:
+        files = [f for f in files if _in_sub_part(f["part"], sub_part)]
+        if not files:
+            raise errors.AssetDoesNotExistError(
+                f"{name}:{version}[{sub_part}]", hint="the asset has no such sub-part"
+            )
+        sizes = [f["size"] for f in files]
+        size = None if None in sizes else sum(sizes)
     document = {
         "name": name,
         "version": version,
@@ -298,20 +318,25 @@ def _show_info(
         "uri": store.get_object_uri(name, version),
         "push_date": meta.push_date.isoformat(),
         "is_directory": meta.is_directory,
-        "size": meta.size,
+        "size": size,
         "files": files,
     }
+    if sub_part is not None:
+        document["sub_part"] = sub_part
     if as_json:
         echo_json(document)
         return
-    click.echo(f"{name}:{version}" + ("" if published else "  (UNPUBLISHED)"))
+    shown = f"{name}:{version}" + (f"[{sub_part}]" if sub_part is not None else "")
+    click.echo(shown + ("" if published else "  (UNPUBLISHED)"))
     click.echo(f"  uri:       {document['uri']}")
     if published:
         click.echo(f"  pushed:    {document['push_date']}")
     else:
         click.echo(f"  claimed:   {document['push_date']} ({details}); not published")
     kind = f"directory, {len(meta.contents)} files" if meta.is_directory else "file"
-    click.echo(f"  content:   {kind}, {human_size(meta.size)}")
+    if sub_part is not None:
+        kind = f"[{sub_part}]: {len(files)} of the {len(meta.contents) or 1} files"
+    click.echo(f"  content:   {kind}, {human_size(size)}")
     for file in files:
         part = file["part"] or "(file)"
         digest = file["hash"] or "(no hash recorded)"
