@@ -750,6 +750,64 @@ def test_a_changed_file_never_removes_a_version_another_push_published(
     assert store.part_object_name("shared", "0.0", "small") in left
 
 
+def test_a_changed_file_never_removes_the_claim_of_another_push_that_still_runs(
+    store_env: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``new`` of the same files on two machines: the second joins the first's claim (same
+    content) without a record. When a file changes under the second, it must not remove the
+    claim and the objects: they are the first push's, which goes on and publishes them (it
+    removed them, and the first then published a version without its ``.meta``: every fetch
+    answered that the version does not exist). It says that the version stays with that
+    push. A joined claim whose push is gone (the retry of a killed ``new``) is still removed,
+    so that the version is free again."""
+    from modelkit_assets import claims
+    from modelkit_assets.push import Pusher, source_meta
+    from modelkit_assets.source import scan_source
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "small").write_bytes(b"s" * 100)
+    big = source / "big"
+    original = os.urandom(3 * 1024 * 1024)
+    big.write_bytes(original)
+    kept = tmp_path / "big-as-hashed"
+    kept.write_bytes(original)
+    store = StorageProvider()
+    claim = Pusher.claim
+
+    def join_then_edit(self: Pusher, *args: object, **kwargs: object) -> object:
+        joined = claim(self, *args, **kwargs)  # type: ignore[arg-type]
+        with open(big, "r+b") as f:
+            f.write(b"edit")
+        return joined
+
+    def first_push_claims(name: str) -> Pusher:
+        big.write_bytes(original)
+        pusher = Pusher(store)  # the other push: a live process (this one)
+        assert claim(pusher, name, "0.0", source_meta(scan_source(str(source))), False) is None
+        store.driver.write_object(b"s" * 100, store.part_object_name(name, "0.0", "small"))
+        return pusher
+
+    first = first_push_claims("shared")
+    monkeypatch.setattr(Pusher, "claim", join_then_edit)
+    with pytest.raises(errors.SourceChangedError, match="stays with the push") as raised:
+        store.new(str(source), "shared", "0.0")
+    assert f"process {os.getpid()}" in str(raised.value)
+    # The first push goes on: its last object, then the index. The version is whole.
+    store.driver.upload_object(str(kept), store.part_object_name("shared", "0.0", "big"))
+    first.publish("shared", "0.0", store.versioning)
+    fetched = Path(AssetsManager().fetch_asset("shared:0.0"))
+    assert (fetched / "big").read_bytes() == original
+    assert (fetched / "small").read_bytes() == b"s" * 100
+
+    # A claim joined once its push is gone is the joiner's to remove.
+    first_push_claims("orphan")
+    monkeypatch.setattr(claims, "owner_gone", lambda owner: True)
+    with pytest.raises(errors.SourceChangedError, match="what was uploaded is removed"):
+        store.new(str(source), "orphan", "0.0")
+    assert list(store.driver.iterate_objects(f"{store.prefix}/orphan")) == []
+
+
 def test_a_file_named_like_the_cache_marker_is_refused_not_overwritten(
     local_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

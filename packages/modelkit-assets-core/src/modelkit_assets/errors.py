@@ -382,15 +382,18 @@ class SourceChangedError(AssetError):
     """A file of the push changed on disk between its hash and its upload: the store may hold
     bytes its ``.meta`` does not describe, so the version is not published."""
 
-    def __init__(self, asset: str, paths: Sequence[str], not_withdrawn: str = "") -> None:
+    def __init__(
+        self, asset: str, paths: Sequence[str], not_withdrawn: str = "", kept_by: str = ""
+    ) -> None:
         self.paths = tuple(paths)
         shown = ", ".join(repr(p) for p in self.paths[:3])
         more = f" and {len(self.paths) - 3} more" if len(self.paths) > 3 else ""
-        left = (
-            f"its claim is left, removing it failed: {not_withdrawn}"
-            if not_withdrawn
-            else "what was uploaded is removed"
-        )
+        if not_withdrawn:
+            left = f"its claim is left, removing it failed: {not_withdrawn}"
+        elif kept_by:
+            left = f"the version stays with the push of the files as they were, {kept_by}"
+        else:
+            left = "what was uploaded is removed"
         ModelkitAssetsError.__init__(
             self,
             f"{shown}{more} changed while {asset} was being pushed; nothing was published "

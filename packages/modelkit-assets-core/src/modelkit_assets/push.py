@@ -495,21 +495,26 @@ class Pusher:
         if not changed:
             return
         try:
-            self.withdraw(name, version, source, meta)
+            holder = self.withdraw(name, version, source, meta)
         except errors.VersionConflictError:
             raise  # the version is another push's now: what it says is what happened
         except errors.ModelkitAssetsError as exc:
             raise errors.SourceChangedError(f"{name}:{version}", changed, str(exc)) from exc
-        raise errors.SourceChangedError(f"{name}:{version}", changed)
+        raise errors.SourceChangedError(f"{name}:{version}", changed, kept_by=holder or "")
 
-    def withdraw(self, name: str, version: str, source: LocalSource, meta: AssetMeta) -> None:
+    def withdraw(self, name: str, version: str, source: LocalSource, meta: AssetMeta) -> str | None:
         """Remove what this push put in the store for ``name:version``, which it claimed and
         will not publish: the files' objects, the records of a takeover, then the ``.meta``
-        (last: until it goes, the version stays claimed). Nobody else may complete the claim:
-        its owner is this live process, and its digests are not the files' any more. Unless
-        the claim changed hands (taken over by a push of the same content on another machine,
-        once this one ran past the claim timeout), or that push published the version: then
-        nothing is removed, and VersionConflictError says so."""
+        (last: until it goes, the version stays claimed); None once done. Nobody else may
+        complete the claim: its owner is this live process, or a process that no longer runs
+        whose claim this push joined (the retry of a killed push), and its digests are not the
+        files' any more. Unless the claim changed hands (taken over by a push of the same
+        content on another machine, once this one ran past the claim timeout), or that push
+        published the version: then nothing is removed, and VersionConflictError says so.
+
+        A push that joined the claim of another push of the same content (``new`` twice, on
+        two machines) removes nothing while that push may still run: the objects and the claim
+        are that push's too, and it goes on to publish them. It returns who that push is."""
         existing = self.store.read_meta(name, version)
         owner = self.claim_owner(name, version, existing)
         if owner.token not in (meta.claim, existing.claim):
@@ -517,6 +522,8 @@ class Pusher:
         index = self.store.read_index(name)
         if index is not None and version in index.versions:
             raise errors.VersionConflictError(name, version, hint="another push published it")
+        if owner.token != meta.claim and not claims.owner_gone(owner.owner):
+            return owner.describe()
         names = [self.store.part_object_name(name, version, f.part) for f in source.files]
         meta_name = self.store.get_meta_object_name(name, version)
         # Takeover records are numbered from 1 (claim_owner listed them just now).
@@ -528,6 +535,7 @@ class Pusher:
         run_parallel(delete, names, self.store.max_workers)
         delete(meta_name)
         self.store.pending_claim = None
+        return None
 
     def _create_small(
         self, files: list[SourceFile], name: str, version: str, progress: TransferProgress
