@@ -754,12 +754,12 @@ def test_a_changed_file_never_removes_the_claim_of_another_push_that_still_runs(
     store_env: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``new`` of the same files on two machines: the second joins the first's claim (same
-    content) without a record. When a file changes under the second, it must not remove the
-    claim and the objects: they are the first push's, which goes on and publishes them (it
-    removed them, and the first then published a version without its ``.meta``: every fetch
-    answered that the version does not exist). It says that the version stays with that
-    push. A joined claim whose push is gone (the retry of a killed ``new``) is still removed,
-    so that the version is free again."""
+    content). When a file changes under the second, it must not remove the claim and the
+    objects: they are the first push's, which goes on and publishes them (it removed them,
+    and the first then published a version without its ``.meta``: every fetch answered that
+    the version does not exist). It says that the version stays with that push. A joined
+    claim whose push is gone (the retry of a killed ``new``) is still removed, so that the
+    version is free again."""
     from modelkit_assets import claims
     from modelkit_assets.push import Pusher, source_meta
     from modelkit_assets.source import scan_source
@@ -806,6 +806,51 @@ def test_a_changed_file_never_removes_the_claim_of_another_push_that_still_runs(
     with pytest.raises(errors.SourceChangedError, match="what was uploaded is removed"):
         store.new(str(source), "orphan", "0.0")
     assert list(store.driver.iterate_objects(f"{store.prefix}/orphan")) == []
+
+
+def test_a_changed_file_never_removes_a_claim_another_push_has_joined(
+    store_env: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same two pushes the other way round: a file changes under the first while the
+    second, which joined its claim, still runs. The first removed everything (the second,
+    unseen, then published a version without its ``.meta``); the join is on record now, so
+    the first removes nothing and says that the version stays with the second, which
+    completes it with the files as they were hashed."""
+    from modelkit_assets.push import Pusher, source_meta
+    from modelkit_assets.source import scan_source
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "small").write_bytes(b"s" * 100)
+    big = source / "big"
+    original = os.urandom(3 * 1024 * 1024)
+    big.write_bytes(original)
+    kept = tmp_path / "big-as-hashed"
+    kept.write_bytes(original)
+    joiner_meta = source_meta(scan_source(str(source)))
+    store = StorageProvider()
+    joiner = Pusher(store)
+    claim = Pusher.claim
+
+    def claim_then_joined_then_edit(self: Pusher, *args: object, **kwargs: object) -> object:
+        claimed = claim(self, *args, **kwargs)  # type: ignore[arg-type]
+        assert claim(joiner, "shared", "0.0", joiner_meta, False) is not None  # it joins
+        with open(big, "r+b") as f:
+            f.write(b"edit")
+        return claimed
+
+    monkeypatch.setattr(Pusher, "claim", claim_then_joined_then_edit)
+    with pytest.raises(errors.SourceChangedError, match="stays with the push"):
+        store.new(str(source), "shared", "0.0")
+    assert store.read_meta("shared", "0.0").same_content(joiner_meta)
+    # The joiner goes on: it finds the first push's edited bytes of `big` (not its digest)
+    # and replaces them, then publishes. The version is whole.
+    store.driver.upload_object(str(kept), store.part_object_name("shared", "0.0", "big"))
+    store.driver.write_object(b"s" * 100, store.part_object_name("shared", "0.0", "small"))
+    joiner.publish("shared", "0.0", store.versioning)
+    fetched = Path(AssetsManager().fetch_asset("shared:0.0"))
+    assert (fetched / "big").read_bytes() == original
+    assert (fetched / "small").read_bytes() == b"s" * 100
 
 
 def test_a_file_named_like_the_cache_marker_is_refused_not_overwritten(

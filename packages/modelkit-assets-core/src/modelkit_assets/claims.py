@@ -16,6 +16,12 @@ Taking over is itself exclusive: the taker creates ``{version}.claim-{n}`` (crea
 the ``.meta``, ``n`` one more than the last such record, holding its own token and owner; of two
 retries racing for one orphan, one creates the record and the other moves on. The owner of a
 claim is the one named by its last record (or by the ``.meta`` when there is none).
+
+A push of an explicit version (``new``) that finds the claim of the same content goes on with
+it at once, whoever holds it (the same bytes, pushed twice), and puts itself on record the same
+way: it *joins* the claim. A push that will not publish (its files changed since their hash)
+removes the claim only when every other push on record (the ``.meta``'s and each record's) is
+provably gone; otherwise one of them goes on with the files as they were hashed.
 """
 
 from __future__ import annotations

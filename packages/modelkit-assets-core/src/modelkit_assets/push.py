@@ -353,24 +353,45 @@ class Pusher:
 
     # -- claims --------------------------------------------------------------------------------
 
-    def claim_owner(self, name: str, version: str, meta: AssetMeta) -> claims.Owner:
-        """Who holds the unpublished claim of ``name:version`` now (its last takeover record,
-        else its ``.meta``)."""
+    def _records(self, name: str, version: str) -> tuple[str, list[int]]:
+        """The common prefix of the records of ``name:version``'s claim, and their numbers."""
         base = self.store.get_meta_object_name(name, version) + claims.TAKEOVER_INFIX
         numbers = sorted(
             int(n[len(base) :])
             for n in self.store.retry(lambda: list(self.driver.iterate_objects(base)), base)
             if n[len(base) :].isdigit()
         )
+        return base, numbers
+
+    def _record(self, base: str, number: int) -> claims.Owner:
+        data, _ = self.store.retry(lambda: self.driver.read_object(f"{base}{number}"), base)
+        token, owner, since = claims.parse_takeover(data)
+        return claims.Owner(token, owner, since, number)
+
+    def claim_owner(self, name: str, version: str, meta: AssetMeta) -> claims.Owner:
+        """Who holds the unpublished claim of ``name:version`` now (its last record, else its
+        ``.meta``)."""
+        base, numbers = self._records(name, version)
         if not numbers:
             return claims.Owner(meta.claim, meta.claimed_by, meta.push_date)
-        data, _ = self.store.retry(lambda: self.driver.read_object(f"{base}{numbers[-1]}"), base)
-        token, owner, since = claims.parse_takeover(data)
-        return claims.Owner(token, owner, since, numbers[-1])
+        return self._record(base, numbers[-1])
+
+    def participants(self, name: str, version: str, meta: AssetMeta) -> list[claims.Owner]:
+        """Every push that has worked on the unpublished claim of ``name:version``: the one
+        that made it (its ``.meta``), then each that took it over or joined it, in order."""
+        base, numbers = self._records(name, version)
+        made = claims.Owner(meta.claim, meta.claimed_by, meta.push_date)
+        return [made, *(self._record(base, n) for n in numbers)]
 
     def claim(self, name: str, version: str, meta: AssetMeta, exclusive: bool) -> str | None:
         """Claim ``name:version`` for ``meta`` (step 1); None for a fresh claim, else why the
-        push goes on with an existing one. VersionConflictError if it cannot."""
+        push goes on with an existing one. VersionConflictError if it cannot.
+
+        A push that goes on with another push's claim of the same content puts itself on
+        record (``{version}.claim-{n}``, create-only): an update only once that push is gone
+        (it takes the claim over), a push of an explicit version at once (it joins it, and
+        both may run). Then neither removes the claim while the other may still run (see
+        :meth:`withdraw`)."""
         object_name = self.store.get_meta_object_name(name, version)
         data = meta.to_json()
         try:
@@ -385,19 +406,17 @@ class Pusher:
             raise errors.VersionConflictError(name, version)
         if existing.claim == meta.claim:
             return None  # ours: an earlier attempt whose answer was lost
-        if not exclusive:
-            reason = f"it completes the unfinished push of {name}:{version} (same content)"
-            logger.info("%s", reason)
-            return reason
-        index = self.store.read_index(name)
-        if index is not None and version in index.versions:
-            raise errors.VersionConflictError(name, version, hint="another push published it")
-        for _ in range(10):  # each round: someone else's takeover record appeared meanwhile
+        joined = f"it completes the unfinished push of {name}:{version} (same content)"
+        if exclusive:
+            index = self.store.read_index(name)
+            if index is not None and version in index.versions:
+                raise errors.VersionConflictError(name, version, hint="another push published it")
+        for _ in range(10):  # each round: someone else's record appeared meanwhile
             owner = self.claim_owner(name, version, existing)
-            if owner.token == meta.claim:
-                return "taken over"  # ours: an earlier attempt whose answer was lost
-            why = owner.takeover_reason(self.store.claim_timeout)
-            if why is None:
+            if owner.token == meta.claim:  # ours: an earlier attempt whose answer was lost
+                return "taken over" if exclusive else joined
+            why = owner.takeover_reason(self.store.claim_timeout) if exclusive else None
+            if exclusive and why is None:
                 raise errors.VersionConflictError(
                     name, version, hint=f"a push of the same content holds it ({owner.describe()})"
                 )
@@ -412,6 +431,9 @@ class Pusher:
                 self.store.retry(write, record)
             except errors.PreconditionFailedError:
                 continue
+            if not exclusive:
+                logger.info("%s", joined)
+                return joined
             # Read after the owner was seen gone: if it published before it went, this shows it.
             index = self.store.read_index(name)
             if index is not None and version in index.versions:
@@ -504,30 +526,24 @@ class Pusher:
 
     def withdraw(self, name: str, version: str, source: LocalSource, meta: AssetMeta) -> str | None:
         """Remove what this push put in the store for ``name:version``, which it claimed and
-        will not publish: the files' objects, the records of a takeover, then the ``.meta``
-        (last: until it goes, the version stays claimed); None once done. Nobody else may
-        complete the claim: its owner is this live process, or a process that no longer runs
-        whose claim this push joined (the retry of a killed push), and its digests are not the
-        files' any more. Unless the claim changed hands (taken over by a push of the same
-        content on another machine, once this one ran past the claim timeout), or that push
-        published the version: then nothing is removed, and VersionConflictError says so.
-
-        A push that joined the claim of another push of the same content (``new`` twice, on
-        two machines) removes nothing while that push may still run: the objects and the claim
-        are that push's too, and it goes on to publish them. It returns who that push is."""
+        will not publish: the files' objects, the claim's records, then the ``.meta`` (last:
+        until it goes, the version stays claimed); None once done. Its digests are not the
+        files' any more, so nobody may complete the claim, unless another push on record
+        (the one that made it, took it over or joined it) may still run: it goes on with the
+        files as they were hashed, and publishes them. Then nothing is removed, and the
+        return value says who that push is. If the version is published already, nothing is
+        removed either, and VersionConflictError says so."""
         existing = self.store.read_meta(name, version)
-        owner = self.claim_owner(name, version, existing)
-        if owner.token not in (meta.claim, existing.claim):
-            raise errors.VersionConflictError(name, version, hint="another push took it over")
         index = self.store.read_index(name)
         if index is not None and version in index.versions:
             raise errors.VersionConflictError(name, version, hint="another push published it")
-        if owner.token != meta.claim and not claims.owner_gone(owner.owner):
-            return owner.describe()
+        everyone = self.participants(name, version, existing)
+        others = [p for p in everyone if p.token != meta.claim and not claims.owner_gone(p.owner)]
+        if others:
+            return others[-1].describe()
         names = [self.store.part_object_name(name, version, f.part) for f in source.files]
         meta_name = self.store.get_meta_object_name(name, version)
-        # Takeover records are numbered from 1 (claim_owner listed them just now).
-        names += [f"{meta_name}{claims.TAKEOVER_INFIX}{n}" for n in range(1, owner.records + 1)]
+        names += [f"{meta_name}{claims.TAKEOVER_INFIX}{p.records}" for p in everyone[1:]]
 
         def delete(object_name: str) -> None:
             self.store.retry(lambda: self.driver.delete_object(object_name), object_name)
