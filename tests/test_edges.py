@@ -750,6 +750,20 @@ def test_a_changed_file_never_removes_a_version_another_push_published(
     assert store.part_object_name("shared", "0.0", "small") in left
 
 
+def _pushed_twice(tmp_path: Path) -> tuple[Path, Path, bytes, Path]:
+    """A folder two pushes push at once: ``(folder, its 3 MiB file, that file's bytes, a
+    copy of them)`` (3 MiB: uploaded from disk, not from the bytes the scan read)."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "small").write_bytes(b"s" * 100)
+    big = source / "big"
+    original = os.urandom(3 * 1024 * 1024)
+    big.write_bytes(original)
+    kept = tmp_path / "big-as-hashed"
+    kept.write_bytes(original)
+    return source, big, original, kept
+
+
 def test_a_changed_file_never_removes_the_claim_of_another_push_that_still_runs(
     store_env: StoreEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -764,14 +778,7 @@ def test_a_changed_file_never_removes_the_claim_of_another_push_that_still_runs(
     from modelkit_assets.push import Pusher, source_meta
     from modelkit_assets.source import scan_source
 
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / "small").write_bytes(b"s" * 100)
-    big = source / "big"
-    original = os.urandom(3 * 1024 * 1024)
-    big.write_bytes(original)
-    kept = tmp_path / "big-as-hashed"
-    kept.write_bytes(original)
+    source, big, original, kept = _pushed_twice(tmp_path)
     store = StorageProvider()
     claim = Pusher.claim
 
@@ -819,14 +826,7 @@ def test_a_changed_file_never_removes_a_claim_another_push_has_joined(
     from modelkit_assets.push import Pusher, source_meta
     from modelkit_assets.source import scan_source
 
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / "small").write_bytes(b"s" * 100)
-    big = source / "big"
-    original = os.urandom(3 * 1024 * 1024)
-    big.write_bytes(original)
-    kept = tmp_path / "big-as-hashed"
-    kept.write_bytes(original)
+    source, big, original, kept = _pushed_twice(tmp_path)
     joiner_meta = source_meta(scan_source(str(source)))
     store = StorageProvider()
     joiner = Pusher(store)
