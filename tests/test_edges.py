@@ -842,6 +842,7 @@ def test_a_changed_file_never_removes_a_claim_another_push_has_joined(
     monkeypatch.setattr(Pusher, "claim", claim_then_joined_then_edit)
     with pytest.raises(errors.SourceChangedError, match="stays with the push"):
         store.new(str(source), "shared", "0.0")
+    assert store.pending_claim is None  # not this push's to complete: nothing to report
     assert store.read_meta("shared", "0.0").same_content(joiner_meta)
     # The joiner goes on: it finds the first push's edited bytes of `big` (not its digest)
     # and replaces them, then publishes. The version is whole.

@@ -540,6 +540,7 @@ class Pusher:
         everyone = self.participants(name, version, existing)
         others = [p for p in everyone if p.token != meta.claim and not claims.owner_gone(p.owner)]
         if others:
+            self.store.pending_claim = None  # the claim is that push's to complete
             return others[-1].describe()
         names = [self.store.part_object_name(name, version, f.part) for f in source.files]
         meta_name = self.store.get_meta_object_name(name, version)
