@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import hypothesis
 import pytest
 
 from modelkit_assets.engines import ENGINE_ENV, obstore_installed
@@ -22,6 +23,12 @@ os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 # Records the drivers keep in the user's cache (GCS upload sessions) go to a folder of the run's
 # own, for every process the tests start: a test cut off midway leaves nothing in ~/.cache.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="modelkit-assets-tests-cache-")
+
+# No deadline on examples: speed is measured by bench/, not by timed tests. The first example of
+# a test loads the plugin registry (reset for every test), 0.3 s on a loaded CI machine, and a
+# deadline made that a flaky failure.
+hypothesis.settings.register_profile("modelkit-assets", deadline=None)
+hypothesis.settings.load_profile("modelkit-assets")
 
 pytest_plugins = [
     "tests.servers.s3",
