@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from modelkit_assets import AssetsManager, StorageProvider, errors
+from modelkit_assets.engines import _ENGINES, obstore_installed
 from tests.conftest import StoreEnv
 from tests.faultproxy import Faults
 from tests.guarantees.assets import KIB, make_tree, tree_bytes
@@ -326,3 +327,41 @@ def test_progress_shows_the_bytes_received_and_sent(
     fetched = proxied.stats
     check_progress(fetching, total)
     assert (pushed.resets, fetched.resets) == (2, 2)
+
+
+# -- a slow link ----------------------------------------------------------------------------------
+
+
+def test_obstore_lets_a_request_that_keeps_moving_run_for_up_to_an_hour(
+    cloud: Backend, proxied: ProxyInjector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """obstore cuts every request off after 30 s by default (connection to last byte): on a
+    link slow enough for one object or part to take longer to go up, every retry of the
+    upload was cut off too, and the push failed with the store "out of reach" (a fetch
+    resumes from the bytes it has, so it crept on). The drivers' limit is an hour. Shown with
+    the limit brought down to 1 s: a 1 MiB push at 400 KiB/s (about 2.6 s) fails through it,
+    and goes through with the limit at 60 s, so the limit in force is the one
+    :mod:`transport` sets."""
+    if not obstore_installed():
+        pytest.skip("the fast extra (obstore) is not installed")
+    if cloud.provider == "gcs":
+        pytest.skip("GCS uploads go through google-cloud-storage, whatever the engine")
+    from modelkit_assets_obstore import transport
+
+    assert transport.client_options(300, allow_http=True)["timeout"].total_seconds() >= 3600
+    monkeypatch.setenv("MODELKIT_STORAGE_ENGINE", "obstore")
+    monkeypatch.setenv("MODELKIT_STORAGE_TIMEOUT_S", "4")
+    tree = make_tree(tmp_path / "model", {"one.bin": MIB})
+    proxied.set(Faults(bytes_per_s=400 * KIB))
+
+    def push_with_a_limit_of(seconds: float) -> None:
+        monkeypatch.setattr(transport, "REQUEST_TIMEOUT_S", seconds)
+        _ENGINES.clear()  # an engine per equal driver is kept: build one with this limit
+        StorageProvider().new(str(tree / "one.bin"), "slow")
+
+    with pytest.raises(errors.StorageUnavailableError):
+        push_with_a_limit_of(1.0)
+    push_with_a_limit_of(60.0)  # completes the claim the first attempt left
+    proxied.set(Faults())
+    fetched = AssetsManager().fetch_asset("slow:0.0")
+    assert Path(fetched).read_bytes() == (tree / "one.bin").read_bytes()
