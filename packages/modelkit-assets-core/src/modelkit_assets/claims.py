@@ -110,7 +110,9 @@ class Owner:
     token: str | None
     owner: Mapping[str, Any] | None
     since: datetime.datetime
-    #: How many takeover records the claim has (the next one is ``n + 1``).
+    #: The number of the record that names this owner (0: the ``.meta``). Records are
+    #: numbered from 1, so for the claim's current owner it is also how many there are (the
+    #: next one is ``n + 1``).
     records: int = 0
 
     def describe(self) -> str:

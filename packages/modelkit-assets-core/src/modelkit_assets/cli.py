@@ -267,7 +267,7 @@ def info_command(asset: str, storage_prefix: str | None, as_json: bool) -> None:
     ):
         state, meta, details = store.version_state(name, version)
         if state == "unpublished" and meta is not None:
-            _show_info(store, name, version, meta, as_json, part, False, details)
+            _show_info(store, name, version, meta, as_json, part, published=False, details=details)
             raise errors.UnpublishedVersionError(
                 name,
                 version,
@@ -278,11 +278,9 @@ def info_command(asset: str, storage_prefix: str | None, as_json: bool) -> None:
     _show_info(store, name, version, store.read_meta(name, version), as_json, part)
 
 
-def _in_sub_part(file_part: str, sub_part: str | None) -> bool:
-    """Whether a file of a version (``""`` for a file asset) lies in ``sub_part`` (None: the
-    whole version), as the fetch of ``name:version[sub_part]`` would give it."""
-    if sub_part is None:
-        return True
+def _in_sub_part(file_part: str, sub_part: str) -> bool:
+    """Whether a file of a version (``""`` for a file asset) lies in ``sub_part``, as the
+    fetch of ``name:version[sub_part]`` would give it."""
     return file_part == sub_part or file_part.startswith(f"{sub_part}/")
 
 

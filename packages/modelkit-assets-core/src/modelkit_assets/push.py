@@ -353,9 +353,14 @@ class Pusher:
 
     # -- claims --------------------------------------------------------------------------------
 
+    def _record_prefix(self, name: str, version: str) -> str:
+        """What the names of the records of ``name:version``'s claim start with (the number
+        follows)."""
+        return self.store.get_meta_object_name(name, version) + claims.TAKEOVER_INFIX
+
     def _records(self, name: str, version: str) -> tuple[str, list[int]]:
         """The common prefix of the records of ``name:version``'s claim, and their numbers."""
-        base = self.store.get_meta_object_name(name, version) + claims.TAKEOVER_INFIX
+        base = self._record_prefix(name, version)
         numbers = sorted(
             int(n[len(base) :])
             for n in self.store.retry(lambda: list(self.driver.iterate_objects(base)), base)
@@ -408,9 +413,7 @@ class Pusher:
             return None  # ours: an earlier attempt whose answer was lost
         joined = f"it completes the unfinished push of {name}:{version} (same content)"
         if exclusive:
-            index = self.store.read_index(name)
-            if index is not None and version in index.versions:
-                raise errors.VersionConflictError(name, version, hint="another push published it")
+            self._refuse_if_published(name, version)
         for _ in range(10):  # each round: someone else's record appeared meanwhile
             owner = self.claim_owner(name, version, existing)
             if owner.token == meta.claim:  # ours: an earlier attempt whose answer was lost
@@ -420,27 +423,38 @@ class Pusher:
                 raise errors.VersionConflictError(
                     name, version, hint=f"a push of the same content holds it ({owner.describe()})"
                 )
-            record = f"{object_name}{claims.TAKEOVER_INFIX}{owner.records + 1}"
-            write = functools.partial(
-                self.driver.write_object,
-                claims.takeover_record(meta.claim or ""),
-                record,
-                if_absent=True,
-            )
-            try:
-                self.store.retry(write, record)
-            except errors.PreconditionFailedError:
+            if not self._put_on_record(name, version, owner.records + 1, meta):
                 continue
             if not exclusive:
                 logger.info("%s", joined)
                 return joined
             # Read after the owner was seen gone: if it published before it went, this shows it.
-            index = self.store.read_index(name)
-            if index is not None and version in index.versions:
-                raise errors.VersionConflictError(name, version, hint="another push published it")
+            self._refuse_if_published(name, version)
             logger.info("completing the unfinished push of %s:%s: %s", name, version, why)
             return f"it completes the unfinished push of {name}:{version}: {why}"
         raise errors.VersionConflictError(name, version, hint="its claim keeps changing hands")
+
+    def _refuse_if_published(self, name: str, version: str) -> None:
+        """VersionConflictError if another push published ``name:version`` meanwhile."""
+        index = self.store.read_index(name)
+        if index is not None and version in index.versions:
+            raise errors.VersionConflictError(name, version, hint="another push published it")
+
+    def _put_on_record(self, name: str, version: str, number: int, meta: AssetMeta) -> bool:
+        """Create record ``number`` of ``name:version``'s claim, naming this push (``meta``'s
+        token); False if someone else created that record first."""
+        record = f"{self._record_prefix(name, version)}{number}"
+        write = functools.partial(
+            self.driver.write_object,
+            claims.takeover_record(meta.claim or ""),
+            record,
+            if_absent=True,
+        )
+        try:
+            self.store.retry(write, record)
+        except errors.PreconditionFailedError:
+            return False
+        return True
 
     # -- pushing -------------------------------------------------------------------------------
 
@@ -534,9 +548,7 @@ class Pusher:
         return value says who that push is. If the version is published already, nothing is
         removed either, and VersionConflictError says so."""
         existing = self.store.read_meta(name, version)
-        index = self.store.read_index(name)
-        if index is not None and version in index.versions:
-            raise errors.VersionConflictError(name, version, hint="another push published it")
+        self._refuse_if_published(name, version)
         everyone = self.participants(name, version, existing)
         others = [p for p in everyone if p.token != meta.claim and not claims.owner_gone(p.owner)]
         if others:
@@ -544,7 +556,8 @@ class Pusher:
             return others[-1].describe()
         names = [self.store.part_object_name(name, version, f.part) for f in source.files]
         meta_name = self.store.get_meta_object_name(name, version)
-        names += [f"{meta_name}{claims.TAKEOVER_INFIX}{p.records}" for p in everyone[1:]]
+        base = self._record_prefix(name, version)
+        names += [f"{base}{p.records}" for p in everyone[1:]]
 
         def delete(object_name: str) -> None:
             self.store.retry(lambda: self.driver.delete_object(object_name), object_name)
